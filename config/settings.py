@@ -1,0 +1,152 @@
+"""The one settings object of altcredit, and the one loader that builds it.
+
+Precedence, lowest to highest: ``config/defaults.toml`` (shipped with the
+code), the TOML file named by ``ALTCREDIT_CONFIG``, environment variables
+``ALTCREDIT_<KEY>``, and keyword overrides given by the caller (tests). A bad
+value anywhere raises :class:`SettingsError` naming the key, so that start-up
+can stop with one line instead of a traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULTS_FILE = Path(__file__).with_name("defaults.toml")
+ENV_PREFIX = "ALTCREDIT_"
+CONFIG_ENV = "ALTCREDIT_CONFIG"
+
+
+class SettingsError(ValueError):
+    """A setting is missing, unknown or invalid; ``str()`` is one line for the user."""
+
+    def __init__(self, key: str, problem: str) -> None:
+        self.key = key
+        self.problem = problem
+        super().__init__(f"invalid setting {key}: {problem}")
+
+
+class Settings(BaseSettings):
+    """Everything an operator can configure. See config/defaults.toml for the meaning of each key."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        extra="forbid",
+        validate_default=True,
+        frozen=True,
+    )
+
+    home: Path = Field(description="Data home: database, event lake, snapshots, models.")
+    database_url: str = Field(description="SQLAlchemy URL; empty for SQLite in the data home.")
+    sqlite_busy_timeout: float = Field(gt=0, description="Seconds a SQLite writer waits for a lock.")
+    redis_url: str = Field(description="Redis URL for shared rate limits and nonces; empty: in-process.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(description="Log level.")
+    log_format: Literal["json", "text"] = Field(description="Log lines as JSON or plain text.")
+    serve_host: str = Field(min_length=1, description="Address `altcredit serve` binds.")
+    serve_port: int = Field(ge=1, le=65535, description="Port `altcredit serve` binds.")
+    serve_workers: int = Field(ge=1, le=64, description="Gunicorn worker processes.")
+    serve_timeout: int = Field(ge=1, description="Gunicorn worker timeout, seconds.")
+    secret_key: str = Field(description="Session signing key; empty: generated in the data home.")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_level(cls, value: Any) -> Any:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: str) -> str:
+        if value and not value.startswith(("sqlite", "postgresql")):
+            raise ValueError("must be empty, a sqlite:// URL or a postgresql+psycopg:// URL")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        user_file = os.environ.get(CONFIG_ENV)
+        if user_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(user_file)))
+        sources.append(TomlConfigSettingsSource(settings_cls, toml_file=DEFAULTS_FILE))
+        return tuple(sources)
+
+    # -- derived locations -------------------------------------------------
+
+    def path(self, *parts: str) -> Path:
+        """A path inside the data home, creating the home (not the leaf) on demand."""
+        home = self.home.expanduser().resolve()
+        home.mkdir(parents=True, exist_ok=True)
+        target = home.joinpath(*parts)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        return target
+
+    @property
+    def resolved_database_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.path('altcredit.db')}"
+
+    def session_secret(self) -> str:
+        """The configured secret, or one generated once and kept (mode 600) in the data home."""
+        if self.secret_key:
+            return self.secret_key
+        key_file = self.path("secret_key")
+        if not key_file.exists():
+            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(secrets.token_hex(32))
+        return key_file.read_text().strip()
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings, or raise :class:`SettingsError` naming the first bad key."""
+    _check_config_file()
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = str(error["loc"][0]) if error["loc"] else "?"
+        raise SettingsError(_describe_key(key), _describe_problem(error)) from None
+
+
+def _check_config_file() -> None:
+    user_file = os.environ.get(CONFIG_ENV)
+    if not user_file:
+        return
+    path = Path(user_file)
+    if not path.is_file():
+        raise SettingsError(CONFIG_ENV, f"no such file: {user_file}")
+    try:
+        tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SettingsError(CONFIG_ENV, f"{user_file} is not valid TOML ({exc})") from None
+
+
+def _describe_key(key: str) -> str:
+    env_name = f"{ENV_PREFIX}{key.upper()}"
+    if key in Settings.model_fields and env_name in os.environ:
+        return env_name
+    return key
+
+
+def _describe_problem(error: dict[str, Any]) -> str:
+    if error["type"] == "extra_forbidden":
+        return "unknown key"
+    value = error.get("input")
+    shown = f", got {value!r}" if isinstance(value, str | int | float) else ""
+    return f"{error['msg']}{shown}"

@@ -1,0 +1,80 @@
+"""Shared fixtures: real settings, a temporary data home, and real databases.
+
+``db`` runs each test on a SQLite file and, when ALTCREDIT_TEST_DATABASE_URL
+is set (CI sets it), again on a fresh schema of a real PostgreSQL server.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import Engine
+
+from config.database import dispose_engines, get_engine, upgrade
+from config.settings import Settings, load_settings
+
+POSTGRES_URL = os.environ.get("ALTCREDIT_TEST_DATABASE_URL", "")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test reads the developer's own ALTCREDIT_* variables or writes to ./var."""
+    for name in list(os.environ):
+        if name.startswith("ALTCREDIT_") and name != "ALTCREDIT_TEST_DATABASE_URL":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("ALTCREDIT_HOME", str(tmp_path / "home"))
+
+
+@pytest.fixture
+def home(tmp_path: Path) -> Path:
+    """A fresh, empty data home."""
+    path = tmp_path / "home"
+    path.mkdir(exist_ok=True)
+    return path
+
+
+@pytest.fixture
+def settings(home: Path) -> Settings:
+    """Settings for a fresh data home and its SQLite database."""
+    return load_settings(home=home, log_format="text")
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest, home: Path) -> Iterator[str]:
+    """A database URL: a SQLite file, then (when configured) a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{home / 'test.db'}"
+        return
+    if not POSTGRES_URL:
+        pytest.skip("set ALTCREDIT_TEST_DATABASE_URL to run the PostgreSQL variant")
+    name = f"altcredit_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield admin.url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        dispose_engines()
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture
+def db_settings(home: Path, database_url: str) -> Settings:
+    """Settings pointing at the parametrised database (SQLite, then PostgreSQL)."""
+    return load_settings(home=home, database_url=database_url, log_format="text")
+
+
+@pytest.fixture
+def db(db_settings: Settings) -> Iterator[Engine]:
+    """A migrated database engine, on SQLite and (in CI) on PostgreSQL."""
+    engine = get_engine(db_settings)
+    upgrade(engine)
+    yield engine
+    dispose_engines()
