@@ -117,9 +117,9 @@ def _joined(paths: list[Path]) -> str:
 def upgrade(engine: Engine) -> None:
     """Apply every package's migrations up to its head; a no-op when already there."""
     cfg = alembic_config()
-    if not cfg.get_main_option("version_locations"):
-        return
     with engine.begin() as connection:
+        if not cfg.get_main_option("version_locations"):
+            return
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "heads")
 

@@ -107,9 +107,18 @@ class Settings(BaseSettings):
             return self.secret_key
         key_file = self.path("secret_key")
         if not key_file.exists():
-            fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            # Written beside and linked into place, so concurrent processes agree on one
+            # key and no reader ever sees a half-written file.
+            draft = key_file.with_name(f".secret_key.{os.getpid()}.{secrets.token_hex(4)}")
+            fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
             with os.fdopen(fd, "w") as handle:
                 handle.write(secrets.token_hex(32))
+            try:
+                os.link(draft, key_file)
+            except FileExistsError:
+                pass  # another process won the race; its key is the key
+            finally:
+                draft.unlink()
         return key_file.read_text().strip()
 
 

@@ -1,1 +1,1 @@
-"""placeholder"""
+"""Labels, training, calibration, the score scale, the registry, explanations and publishing."""

@@ -7,16 +7,23 @@ is set (CI sets it), again on a fresh schema of a real PostgreSQL server.
 from __future__ import annotations
 
 import os
+import threading
 import uuid
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 import sqlalchemy as sa
+from flask import Flask
 from sqlalchemy import Engine
+from werkzeug.serving import make_server
 
 from config.database import dispose_engines, get_engine, upgrade
 from config.settings import Settings, load_settings
+from web.app import create_app
 
 POSTGRES_URL = os.environ.get("ALTCREDIT_TEST_DATABASE_URL", "")
 
@@ -78,3 +85,36 @@ def db(db_settings: Settings) -> Iterator[Engine]:
     upgrade(engine)
     yield engine
     dispose_engines()
+
+
+@pytest.fixture
+def app(db_settings: Settings, db: Engine) -> Iterator[Flask]:
+    """The real app on a migrated database (SQLite, then PostgreSQL in CI)."""
+    application = create_app(db_settings)
+    application.config["TESTING"] = True
+    yield application
+
+
+@pytest.fixture
+def live_server(app: Flask) -> Iterator[LiveServer]:
+    """The app served over real HTTP on a free loopback port, in a background thread."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield LiveServer(f"http://127.0.0.1:{server.server_port}", app)
+    finally:
+        server.shutdown()
+        thread.join(timeout=10)
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    url: str
+    app: Flask
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=10, **kwargs)
+
+    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        return httpx.request(method, self.url + path, timeout=10, **kwargs)

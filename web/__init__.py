@@ -1,1 +1,3 @@
-"""placeholder"""
+"""The web app (partner API, consumer pages, operations endpoints) and the command line."""
+
+from __future__ import annotations
