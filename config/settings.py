@@ -58,6 +58,20 @@ class Settings(BaseSettings):
     serve_workers: int = Field(ge=1, le=64, description="Gunicorn worker processes.")
     serve_timeout: int = Field(ge=1, description="Gunicorn worker timeout, seconds.")
     secret_key: str = Field(description="Session signing key; empty: generated in the data home.")
+    ingest_max_batch: int = Field(
+        ge=1, le=1_000_000, description="Most events in one ingestion batch (more: refused, 413).")
+    ingest_max_problems: int = Field(
+        ge=1, le=10_000, description="Most bad rows named when input is refused.")
+    ingest_chunk_rows: int = Field(
+        ge=1000, description="Rows read, validated and written at a time by file ingestion.")
+    lake_compression: Literal["zstd", "snappy", "lz4", "none"] = Field(
+        description="Parquet compression of lake files.")
+    lake_late_days: float = Field(
+        gt=0, description="Days from event_time to known_at beyond which an event arrived late.")
+    lake_compact_target_rows: int = Field(
+        ge=1000, description="Compaction merges small lake files into files of about this many rows.")
+    lake_retire_seconds: float = Field(
+        ge=0, description="Seconds a file replaced by compaction stays for readers still using it.")
 
     @field_validator("log_level", mode="before")
     @classmethod
