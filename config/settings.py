@@ -72,6 +72,22 @@ class Settings(BaseSettings):
         ge=1000, description="Compaction merges small lake files into files of about this many rows.")
     lake_retire_seconds: float = Field(
         ge=0, description="Seconds a file replaced by compaction stays for readers still using it.")
+    partner_clock_skew: int = Field(
+        ge=30, le=3600, description="Seconds a signed request's X-Timestamp may differ from the "
+        "server's clock; nonces are kept twice as long.")
+    partner_rate_limit: str = Field(
+        pattern=r"^\d+ ?/ ?(second|minute|hour|day)$",
+        description="Default rate limit of a new partner, such as `600/minute`.")
+    partner_batch_max: int = Field(ge=1, le=10_000, description="Most open ids in one batch lookup.")
+    partner_idempotency_hours: int = Field(
+        ge=1, le=168, description="Hours a repeated X-Transaction-Id gets the first answer again.")
+    consent_default_days: int = Field(ge=1, le=3650, description="Days a consent lasts unless "
+                                      "granted for another period.")
+    accounts_cookie_secure: bool = Field(description="Mark consumer session cookies Secure "
+                                         "(HTTPS only); turn off only for local development.")
+    accounts_signin_limit: str = Field(
+        pattern=r"^\d+ ?/ ?(second|minute|hour|day)$",
+        description="Sign-in attempts allowed per client address, such as `10/minute`.")
 
     @field_validator("log_level", mode="before")
     @classmethod
