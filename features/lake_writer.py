@@ -1,0 +1,358 @@
+"""Writing the event lake: deduplicated, atomic appends, and compaction.
+
+A :class:`LakeWriter` holds the lake's lock (``fcntl.flock`` on ``lake/.lock``)
+from open to close, so two ingest processes never both store a key: the
+second waits, then sees the first one's keys. Everything added is written to
+files beside their final names and becomes visible only at :meth:`commit`,
+in one manifest replacement; closing without committing stores nothing. All
+rows committed together share one ``ingested_at``, strictly later than the
+previous watermark.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from config.settings import Settings
+from features.events import LAKE_SCHEMA, UTC_TIMESTAMP
+from features.ingest_errors import EventConflict, RowProblem
+from features.lake import (
+    EVENTS,
+    KEYS,
+    LOCK,
+    MANIFEST,
+    Manifest,
+    Segment,
+    fsync_dir,
+    lake_dir,
+    read_manifest,
+    write_atomic,
+)
+from features.lake_keys import HASH_ID, Fingerprints, KeyIndex, fingerprint
+from features.records import STAGED_SCHEMA
+
+logger = logging.getLogger(__name__)
+
+CONTENT_COLUMNS = STAGED_SCHEMA.names
+"""What makes two rows of one key "the same event": every column the furnisher sent."""
+
+_indexes: dict[Path, KeyIndex] = {}
+
+
+@dataclass
+class _Pending:
+    name: str
+    temp: Path
+    rows: int
+    prints: Fingerprints
+
+
+@dataclass
+class AddResult:
+    """What one :meth:`LakeWriter.add` did: rows new to the lake, and duplicates skipped."""
+
+    stored: int
+    duplicates: int
+
+
+@dataclass
+class LakeWriter:
+    """Appends staged tables to the lake under its lock; nothing counts before :meth:`commit`."""
+
+    settings: Settings
+    root: Path = field(init=False)
+    ingested_at: datetime = field(init=False)
+    _pending: list[_Pending] = field(default_factory=list, init=False)
+    _pending_keys: KeyIndex = field(default_factory=KeyIndex, init=False)
+    _manifest: Manifest = field(default_factory=Manifest, init=False)
+    _index: KeyIndex = field(default_factory=KeyIndex, init=False)
+    _lock_fd: int = field(default=-1, init=False)
+
+    def __enter__(self) -> LakeWriter:
+        self.root = lake_dir(self.settings)
+        self._lock_fd = os.open(self.root / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            self._manifest = read_manifest(self.root)
+            remove_orphans(self.root, self._manifest)
+            self._index = known_keys(self.root, self._manifest)
+            self.ingested_at = _next_ingest_time(self._manifest.watermark)
+        except BaseException:
+            self._unlock()
+            raise
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, error: BaseException | None,
+                 trace: TracebackType | None) -> None:
+        for pending in self._pending:
+            pending.temp.unlink(missing_ok=True)
+        self._unlock()
+
+    def add(self, staged: pa.Table, *, first_index: int = 0) -> AddResult:
+        """Stage rows new to the lake; duplicates are skipped, a changed event is a conflict.
+
+        ``first_index`` is the position of the table's first row in the caller's input,
+        so a conflict names the caller's row.
+        """
+        prints = fingerprint(staged, CONTENT_COLUMNS)
+        keep = _first_of_each_key(prints, first_index, staged)
+        found, stored_content = self._index.lookup(prints)
+        found_pending, pending_content = self._pending_keys.lookup(prints)
+        stored_content = np.where(found, stored_content, pending_content)
+        found |= found_pending
+        changed = np.flatnonzero(found & (stored_content != prints.content))
+        if len(changed):
+            raise _conflict(staged, changed, first_index, "already stored with different content")
+        new_rows = np.flatnonzero(keep & ~found)
+        if len(new_rows):
+            self._write(staged.take(pa.array(new_rows)), prints.take(new_rows))
+        return AddResult(stored=len(new_rows), duplicates=staged.num_rows - len(new_rows))
+
+    def commit(self) -> Manifest:
+        """Make every added row visible at once; returns the new manifest."""
+        if not self._pending:
+            return self._manifest
+        for pending in self._pending:
+            write_atomic(self.root / KEYS / pending.name, _parquet_bytes(pending.prints.to_arrow()),
+                         durable=False)
+            os.replace(pending.temp, self.root / EVENTS / pending.name)
+        fsync_dir(self.root / EVENTS)
+        stamp = self.ingested_at.isoformat()
+        segments = [Segment(p.name, p.rows, stamp, stamp) for p in self._pending]
+        manifest = replace(self._manifest, segments=[*self._manifest.segments, *segments],
+                           watermark=stamp, hash_id=HASH_ID)
+        write_atomic(self.root / MANIFEST, manifest.to_json().encode())
+        for pending in self._pending:
+            self._index.add(pending.name, pending.prints)
+        logger.info("lake commit: %d files, %d rows, watermark %s", len(segments),
+                    sum(s.rows for s in segments), stamp)
+        self._manifest, self._pending = manifest, []
+        return manifest
+
+    def _write(self, rows: pa.Table, prints: Fingerprints) -> None:
+        name = f"seg-{self._manifest.next_segment:012d}.parquet"
+        self._manifest = replace(self._manifest, next_segment=self._manifest.next_segment + 1)
+        temp = self.root / EVENTS / f".tmp-{os.getpid()}-{uuid.uuid4().hex}-{name}"
+        write_parquet(with_platform_columns(rows, self.ingested_at), temp, self.settings)
+        self._pending.append(_Pending(name, temp, rows.num_rows, prints))
+        self._pending_keys.add(name, prints)
+
+    def _unlock(self) -> None:
+        if self._lock_fd >= 0:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+            os.close(self._lock_fd)
+            self._lock_fd = -1
+
+
+def with_platform_columns(staged: pa.Table, ingested_at: datetime) -> pa.Table:
+    """Add ``ingested_at``, ``known_at`` (report time, never after ingestion) and ``days_late``."""
+    ingested = pa.array(np.full(staged.num_rows, _micros(ingested_at), dtype="int64")).cast(
+        UTC_TIMESTAMP)
+    reported = staged.column("reported_at")
+    known = pc.if_else(pc.fill_null(pc.less_equal(reported, ingested), False), reported, ingested)
+    late = pc.days_between(staged.column("due_date"), staged.column("paid_date"))
+    days_late = pc.max_element_wise(late, pa.scalar(0, late.type)).cast(pa.int32())
+    added = {"ingested_at": ingested, "known_at": known, "days_late": days_late}
+    columns = [added[f.name] if f.name in added else staged.column(f.name) for f in LAKE_SCHEMA]
+    return pa.Table.from_arrays(columns, schema=LAKE_SCHEMA)
+
+
+def write_parquet(table: pa.Table, path: Path, settings: Settings) -> None:
+    """Write one lake file and fsync it (the caller renames it into place)."""
+    compression = None if settings.lake_compression == "none" else settings.lake_compression
+    with open(path, "wb") as handle:
+        pq.write_table(table, handle, compression=compression)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def known_keys(root: Path, manifest: Manifest) -> KeyIndex:
+    """This process's index of the committed keys, refreshed with files it has not seen."""
+    committed = {segment.name for segment in manifest.segments}
+    index = _indexes.get(root)
+    if index is None or not index.files <= committed or manifest.hash_id not in ("", HASH_ID):
+        index = _indexes[root] = KeyIndex()
+    for segment in manifest.segments:
+        if segment.name not in index.files:
+            index.add(segment.name, _key_file(root, segment.name, manifest.hash_id))
+    return index
+
+
+def _key_file(root: Path, name: str, hash_id: str) -> Fingerprints:
+    path = root / KEYS / name
+    if path.exists() and hash_id == HASH_ID:
+        try:
+            return Fingerprints.from_arrow(pq.read_table(path))
+        except (pa.ArrowException, OSError) as exc:  # not fsynced: may be lost in a crash
+            logger.warning("key file %s unreadable (%s); rebuilding it", name, exc)
+    logger.info("rebuilding key file %s", name)
+    events = pq.read_table(root / EVENTS / name, columns=CONTENT_COLUMNS)
+    prints = fingerprint(events, CONTENT_COLUMNS)
+    write_atomic(path, _parquet_bytes(prints.to_arrow()), durable=False)
+    return prints
+
+
+def remove_orphans(root: Path, manifest: Manifest) -> None:
+    """Delete what a crashed writer left and retired files past their grace period.
+
+    Called only under the lock, so no other writer is in flight.
+    """
+    live = {segment.name for segment in manifest.segments}
+    live |= {entry["name"] for entry in manifest.retired}
+    for folder in (root / EVENTS, root / KEYS, root):
+        for path in folder.iterdir():
+            temp = path.name.startswith(".tmp-")
+            orphan = folder != root and path.suffix == ".parquet" and path.name not in live
+            if temp or orphan:
+                logger.warning("removing unfinished lake file %s", path.name)
+                path.unlink(missing_ok=True)
+
+
+def _first_of_each_key(prints: Fingerprints, first_index: int, staged: pa.Table) -> np.ndarray:
+    """Mask of rows to keep: the first of each key; a key repeated with other content conflicts."""
+    order = np.lexsort((prints.content, prints.h2, prints.h1))
+    h1, h2, content = prints.h1[order], prints.h2[order], prints.content[order]
+    new_key = np.ones(len(order), dtype=bool)
+    new_key[1:] = (h1[1:] != h1[:-1]) | (h2[1:] != h2[:-1])
+    starts = np.maximum.accumulate(np.where(new_key, np.arange(len(order)), 0))
+    differs = content != content[starts]
+    if differs.any():
+        raise _conflict(staged, np.sort(order[differs]), first_index,
+                        "repeated in this input with different content")
+    keep = np.zeros(len(order), dtype=bool)
+    keep[order[new_key]] = True
+    return keep
+
+
+def _conflict(staged: pa.Table, rows: np.ndarray, first_index: int, reason: str) -> EventConflict:
+    sample = rows[:20]
+    ids = staged.column("event_id").take(pa.array(sample)).to_pylist()
+    sources = staged.column("source").take(pa.array(sample)).to_pylist()
+    problems = [RowProblem(int(row) + first_index, "event_id", f"{src}/{eid} {reason}")
+                for row, src, eid in zip(sample, sources, ids, strict=True)]
+    return EventConflict(f"{len(rows)} event(s) conflict with what is stored", problems)
+
+
+def _next_ingest_time(previous: str | None) -> datetime:
+    now = datetime.now(UTC)
+    if previous is None:
+        return now
+    return max(now, datetime.fromisoformat(previous) + timedelta(microseconds=1))
+
+
+def _micros(moment: datetime) -> int:
+    return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+
+
+def _parquet_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue().to_pybytes()
+
+
+@dataclass(frozen=True)
+class CompactResult:
+    """What compaction did: files before and after, and retired files deleted."""
+
+    files_before: int
+    files_after: int
+    rows: int
+    deleted: int
+
+
+def compact(settings: Settings) -> CompactResult:
+    """Merge runs of small lake files into files of about ``lake_compact_target_rows`` rows.
+
+    The merged file holds exactly the rows of the files it replaces, so every query
+    returns what it returned before; the swap is one manifest replacement. Replaced
+    files stay ``lake_retire_seconds`` for readers of the older manifest, then go.
+    """
+    with LakeWriter(settings) as writer:
+        return _compact(writer, settings.lake_compact_target_rows, settings.lake_retire_seconds)
+
+
+def _compact(writer: LakeWriter, target: int, grace: float) -> CompactResult:
+    root, manifest = writer.root, writer._manifest
+    due, kept = _retire_due(manifest.retired, grace)
+    segments: list[Segment] = []
+    retired = list(kept)
+    next_segment = manifest.next_segment
+    for group in _bins(manifest.segments, target):
+        if len(group) == 1:
+            segments.append(group[0])
+            continue
+        name = f"seg-{next_segment:012d}.parquet"
+        next_segment += 1
+        segments.append(_merge(root, group, name, writer.settings))
+        retired.extend({"name": s.name, "at": time.time()} for s in group)
+    if grace == 0:
+        due += [entry["name"] for entry in retired]
+        retired = []
+    new = replace(manifest, segments=segments, retired=retired, next_segment=next_segment,
+                  hash_id=HASH_ID)
+    if new != manifest:
+        write_atomic(root / MANIFEST, new.to_json().encode())
+    for name in due:
+        (root / EVENTS / name).unlink(missing_ok=True)
+        (root / KEYS / name).unlink(missing_ok=True)
+    _indexes.pop(root, None)
+    writer._manifest = new
+    logger.info("compacted %d files into %d", len(manifest.segments), len(segments))
+    return CompactResult(len(manifest.segments), len(segments), new.rows, len(due))
+
+
+def _bins(segments: list[Segment], target: int) -> list[list[Segment]]:
+    """Consecutive groups of small files whose rows add up to at most ``target``."""
+    groups: list[list[Segment]] = []
+    current: list[Segment] = []
+    for segment in segments:
+        if segment.rows >= target // 2:
+            groups.extend([current, [segment]] if current else [[segment]])
+            current = []
+        elif sum(s.rows for s in current) + segment.rows > target:
+            groups.append(current)
+            current = [segment]
+        else:
+            current.append(segment)
+    if current:
+        groups.append(current)
+    return [group for group in groups if group]
+
+
+def _merge(root: Path, group: list[Segment], name: str, settings: Settings) -> Segment:
+    temp = root / EVENTS / f".tmp-{os.getpid()}-{uuid.uuid4().hex}-{name}"
+    compression = None if settings.lake_compression == "none" else settings.lake_compression
+    with open(temp, "wb") as handle:
+        with pq.ParquetWriter(handle, LAKE_SCHEMA, compression=compression) as out:
+            for segment in group:
+                out.write_table(pq.read_table(root / EVENTS / segment.name, schema=LAKE_SCHEMA))
+        handle.flush()
+        os.fsync(handle.fileno())
+    keys = pa.concat_tables(pq.read_table(root / KEYS / s.name) for s in group)
+    write_atomic(root / KEYS / name, _parquet_bytes(keys), durable=False)
+    os.replace(temp, root / EVENTS / name)
+    fsync_dir(root / EVENTS)
+    return Segment(name, sum(s.rows for s in group), min(s.min_ingested_at for s in group),
+                   max(s.max_ingested_at for s in group))
+
+
+def _retire_due(retired: list[dict[str, Any]],
+                grace: float) -> tuple[list[str], list[dict[str, Any]]]:
+    now = time.time()
+    due = [entry["name"] for entry in retired if now - float(entry["at"]) >= grace]
+    kept = [entry for entry in retired if now - float(entry["at"]) < grace]
+    return due, kept
