@@ -85,10 +85,13 @@ def _unavailable(name: str, help_text: str) -> click.Command:
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("-v", "--verbose", is_flag=True,
+              help="Log to stderr (default: to logs/altcredit.log in the data home).")
 @click.pass_context
-def cli(ctx: click.Context) -> None:
+def cli(ctx: click.Context, verbose: bool) -> None:
     """altcredit: an open personal credit score built on alternative data."""
     ctx.ensure_object(dict)
+    ctx.obj["verbose"] = verbose
 
 
 def settings_from(ctx: click.Context) -> Settings:
@@ -100,6 +103,9 @@ def settings_from(ctx: click.Context) -> Settings:
             root.obj["settings"] = load_settings()
         except SettingsError as exc:
             raise CliError(str(exc), exit_code=2) from None
+        from web.logs import configure_logging
+
+        configure_logging(root.obj["settings"], to_file=not root.obj.get("verbose"))
     settings: Settings = root.obj["settings"]
     return settings
 

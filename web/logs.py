@@ -51,16 +51,22 @@ class TextFormatter(logging.Formatter):
         super().__init__("%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s")
 
 
-def configure_logging(settings: Settings) -> None:
-    """Send the root logger's records to stderr in the configured format (idempotent)."""
+def configure_logging(settings: Settings, *, to_file: bool = False) -> None:
+    """Send the root logger's records to stderr (servers, the worker) or to the data home's
+    log file (one-shot commands, whose stderr is kept for one-line errors); idempotent."""
     root = logging.getLogger()
     for handler in list(root.handlers):
         if getattr(handler, "altcredit", False):
             root.removeHandler(handler)
-    handler = logging.StreamHandler(sys.stderr)
+    handler: logging.Handler
+    if to_file:
+        handler = logging.FileHandler(settings.path("logs", "altcredit.log"), encoding="utf-8")
+    else:
+        handler = logging.StreamHandler(sys.stderr)
     handler.altcredit = True  # type: ignore[attr-defined]
     handler.addFilter(RequestIdFilter())
-    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else TextFormatter())
+    use_json = to_file or settings.log_format == "json"
+    handler.setFormatter(JsonFormatter() if use_json else TextFormatter())
     root.addHandler(handler)
     root.setLevel(settings.log_level)
     # Alembic announces its dialect on every migration check; only its warnings matter here.

@@ -12,6 +12,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from config.database import get_engine, upgrade
 from config.settings import Settings
 from web.cli import CliError, settings_from
+from web.logs import configure_logging
 
 
 @click.command()
@@ -28,6 +29,7 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     port = port or settings.serve_port
     _check_bindable(host, port)
     settings.session_secret()  # create it once here, before workers fork
+    configure_logging(settings)
     try:
         upgrade(get_engine(settings))
     except SQLAlchemyError as exc:
