@@ -65,7 +65,7 @@ class JobRun(SQLModel, table=True):
     def duration_seconds(self) -> float | None:
         if self.finished_at is None:
             return None
-        return (_aware(self.finished_at) - _aware(self.started_at)).total_seconds()
+        return (as_utc(self.finished_at) - as_utc(self.started_at)).total_seconds()
 
 
 class RunRefused(RuntimeError):
@@ -127,7 +127,7 @@ class Ledger:
         with session_scope(self.engine) as session:
             for run in session.exec(select(JobRun).where(JobRun.status == RUNNING)):
                 dead_here = run.host == host and not _alive(run.pid)
-                silent = now - _aware(run.heartbeat_at) > self.stale_after
+                silent = now - as_utc(run.heartbeat_at) > self.stale_after
                 if not (dead_here or silent):
                     continue
                 run.status, run.finished_at = FAILED, now
@@ -150,7 +150,13 @@ class Ledger:
         return runs[0] if runs else None
 
     def last_success(self, job_name: str) -> JobRun | None:
-        query = (select(JobRun).where(JobRun.job_name == job_name, JobRun.status == SUCCEEDED)
+        return self._last_finished(job_name, JobRun.status == SUCCEEDED)
+
+    def last_finished(self, job_name: str) -> JobRun | None:
+        return self._last_finished(job_name, JobRun.finished_at.is_not(None))  # type: ignore[union-attr]
+
+    def _last_finished(self, job_name: str, condition: Any) -> JobRun | None:
+        query = (select(JobRun).where(JobRun.job_name == job_name, condition)
                  .order_by(JobRun.finished_at.desc()).limit(1))  # type: ignore[union-attr]
         with session_scope(self.engine) as session:
             return session.exec(query).first()
@@ -175,6 +181,6 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(moment: datetime) -> datetime:
+def as_utc(moment: datetime) -> datetime:
     """SQLite returns naive datetimes; everything stored here is UTC."""
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)

@@ -18,7 +18,7 @@ from flask import Response, g, request
 import config
 from config.database import get_engine
 from config.settings import Settings, load_settings
-from web import ops, problems
+from web import accounts, api_docs, authorize, metrics, ops, partner_auth, problems, rate_limits
 from web.logs import configure_logging
 from web.state import AppState
 
@@ -52,7 +52,13 @@ def create_app(settings: Settings | None = None) -> APIFlask:
 
     problems.init_app(app)
     _install_request_ids(app)
+    metrics.init_app(app)
     app.register_blueprint(ops.bp)
+    rate_limits.init_app(app)
+    partner_auth.init_app(app)
+    accounts.init_app(app)
+    app.register_blueprint(authorize.bp)
+    api_docs.init_app(app)
     return app
 
 

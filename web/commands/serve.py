@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import os
+import shutil
 import socket
 from typing import Any
 
@@ -34,12 +36,21 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
         upgrade(get_engine(settings))
     except SQLAlchemyError as exc:
         raise CliError(f"cannot prepare the database: {type(exc).__name__}") from None
+    _prepare_metrics_dir(settings)
     if dev:
         from web.app import create_app
 
         create_app(settings).run(host=host, port=port, debug=True, use_reloader=False)
         return
     _Gunicorn(settings, bind=f"{host}:{port}", workers=workers or settings.serve_workers).run()
+
+
+def _prepare_metrics_dir(settings: Settings) -> None:
+    """Gunicorn workers share request metrics through files; start each server with none."""
+    folder = settings.path("run", "metrics")
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(folder)
 
 
 def _check_bindable(host: str, port: int) -> None:
