@@ -72,6 +72,11 @@ class Settings(BaseSettings):
         ge=1000, description="Compaction merges small lake files into files of about this many rows.")
     lake_retire_seconds: float = Field(
         ge=0, description="Seconds a file replaced by compaction stays for readers still using it.")
+    simulate_bad_rate: float = Field(
+        gt=0, le=0.5, description="Share of simulated users who go bad within a year (the "
+        "simulator's risk knob).")
+    simulate_chunk_users: int = Field(
+        ge=1, description="Simulated users per events file (rounded up to blocks of 1,000).")
     partner_clock_skew: int = Field(
         ge=30, le=3600, description="Seconds a signed request's X-Timestamp may differ from the "
         "server's clock; nonces are kept twice as long.")
