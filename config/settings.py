@@ -15,7 +15,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -72,6 +72,29 @@ class Settings(BaseSettings):
         ge=1000, description="Compaction merges small lake files into files of about this many rows.")
     lake_retire_seconds: float = Field(
         ge=0, description="Seconds a file replaced by compaction stays for readers still using it.")
+    model_min_auc_drop: float = Field(
+        ge=0, le=1, description="Promotion refused when the challenger's out-of-time AUC is this "
+        "far below the champion's.")
+    model_max_psi: float = Field(
+        gt=0, description="Promotion refused when the challenger's score PSI against the "
+        "champion exceeds this.")
+    model_approval_cutoff: int = Field(
+        ge=350, le=950, description="Score at or above which a report counts a user as approved (fairness).")
+    model_search_budget: int = Field(
+        ge=1, le=200, description="Hyper-parameter candidates the trainer's search tries.")
+    model_cv_folds: int = Field(ge=2, le=20, description="Cross-validation folds of the trainer's search.")
+    model_max_rounds: int = Field(ge=1, description="Most boosting rounds (trees) of a model.")
+    model_search_rows: int = Field(
+        ge=100, description="The search runs on a stratified sample of at most this many rows.")
+    model_training_dates: int = Field(
+        ge=2, le=60, description="Monthly as-of dates a training run uses, ending at the latest "
+        "with a full outcome window, which is held out.")
+    features_default_engine: Literal["polars", "spark"] = Field(
+        description="Engine `features build` uses when --engine is not given.")
+    features_spark_master: str = Field(
+        min_length=1, description="Spark master for --engine spark (local[*]: this machine).")
+    features_spark_shuffle_partitions: int = Field(
+        ge=1, description="spark.sql.shuffle.partitions for feature builds on Spark.")
     simulate_bad_rate: float = Field(
         gt=0, le=0.5, description="Share of simulated users who go bad within a year (the "
         "simulator's risk knob).")
@@ -93,6 +116,15 @@ class Settings(BaseSettings):
     accounts_signin_limit: str = Field(
         pattern=r"^\d+ ?/ ?(second|minute|hour|day)$",
         description="Sign-in attempts allowed per client address, such as `10/minute`.")
+    drift_psi_warn: float = Field(gt=0, description="PSI above which a feature or the score drifts (warn).")
+    drift_psi_alarm: float = Field(gt=0, description="PSI above which drift is an alarm: not ready, "
+                                   "no automatic promotion.")
+
+    @model_validator(mode="after")
+    def _drift_thresholds_ordered(self) -> Settings:
+        if self.drift_psi_warn >= self.drift_psi_alarm:
+            raise ValueError("drift_psi_warn must be below drift_psi_alarm")
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -164,7 +196,7 @@ def load_settings(**overrides: Any) -> Settings:
         return Settings(**overrides)
     except ValidationError as exc:
         error = exc.errors()[0]
-        key = str(error["loc"][0]) if error["loc"] else "?"
+        key = str(error["loc"][0]) if error["loc"] else _key_named_in(error["msg"])
         raise SettingsError(_describe_key(key), _describe_problem(error)) from None
 
 
@@ -179,6 +211,12 @@ def _check_config_file() -> None:
         tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise SettingsError(CONFIG_ENV, f"{user_file} is not valid TOML ({exc})") from None
+
+
+def _key_named_in(message: str) -> str:
+    """The first setting a cross-field error message names (those errors carry no location)."""
+    words = message.replace(",", " ").split()
+    return next((word for word in words if word in Settings.model_fields), "settings")
 
 
 def _describe_key(key: str) -> str:

@@ -105,3 +105,11 @@ def test_readme_configuration_table_is_current() -> None:
     readme = Path(__file__).parents[2] / "README.md"
     text = readme.read_text(encoding="utf-8")
     assert replace_table(text) == text, "run: .venv/bin/python -m config.settings_doc --write README.md"
+
+
+def test_cross_field_error_names_a_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALTCREDIT_DRIFT_PSI_WARN", "0.5")
+    with pytest.raises(SettingsError) as caught:
+        load_settings()
+    assert caught.value.key == "ALTCREDIT_DRIFT_PSI_WARN"
+    assert "below drift_psi_alarm" in str(caught.value)
