@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pyarrow as pa
 import pyarrow.csv as pa_csv
@@ -129,8 +129,13 @@ def ingest_files(settings: Settings, paths: Sequence[Path | str], *,
         for path in files:
             done = 0
             total = _row_count(path)
-            for chunk in _chunks(path, settings.ingest_chunk_rows):
-                added = _add_chunk(writer, path, chunk, done, settings)
+            chunks = _chunks(path, settings.ingest_chunk_rows)
+            for chunk in chunks:
+                staged = stage_table(chunk, first_row=done + 1,
+                                     max_problems=settings.ingest_max_problems)
+                if staged.table is None:
+                    _refuse(path, staged.problems, chunks, done + chunk.num_rows, settings)
+                added = _add(writer, path, staged.table, done)
                 done += chunk.num_rows
                 stored, duplicates = stored + added.stored, duplicates + added.duplicates
                 if progress is not None:
@@ -142,17 +147,29 @@ def ingest_files(settings: Settings, paths: Sequence[Path | str], *,
     return IngestResult(received, received, stored, duplicates, manifest.watermark)
 
 
-def _add_chunk(writer: LakeWriter, path: Path, chunk: pa.Table, done: int,
-               settings: Settings) -> AddResult:
-    staged = stage_table(chunk, first_row=done + 1, max_problems=settings.ingest_max_problems)
-    if staged.table is None:
-        rows = len({p.index for p in staged.problems})
-        raise InvalidFile(str(path), f"refused ({rows} bad rows shown); nothing was stored",
-                          staged.problems)
+def _add(writer: LakeWriter, path: Path, staged: pa.Table, done: int) -> AddResult:
     try:
-        return writer.add(staged.table, first_index=done + 1)
+        return writer.add(staged, first_index=done + 1)
     except EventConflict as exc:
         raise EventConflict(f"{path}: {exc.message}; nothing was stored", exc.problems) from None
+
+
+def _refuse(path: Path, problems: list[RowProblem], rest: Iterator[pa.Table], done: int,
+            settings: Settings) -> NoReturn:
+    """Name the file's first bad rows: keep validating what follows, up to the limit."""
+    limit = settings.ingest_max_problems
+    if any(p.index == 0 for p in problems):
+        raise InvalidFile(str(path), "refused for its columns; nothing was stored", problems)
+    for chunk in rest:
+        if len({p.index for p in problems}) >= limit:
+            break
+        more = stage_table(chunk, first_row=done + 1, max_problems=limit).problems
+        problems = problems + more
+        done += chunk.num_rows
+    rows = sorted({p.index for p in problems})[:limit]
+    shown = [p for p in problems if p.index in set(rows)]
+    raise InvalidFile(str(path), f"refused ({len(rows)} bad rows shown); nothing was stored",
+                      shown)
 
 
 def _check_file(path: Path) -> None:

@@ -165,7 +165,8 @@ def with_platform_columns(staged: pa.Table, ingested_at: datetime) -> pa.Table:
     reported = staged.column("reported_at")
     known = pc.if_else(pc.fill_null(pc.less_equal(reported, ingested), False), reported, ingested)
     late = pc.days_between(staged.column("due_date"), staged.column("paid_date"))
-    days_late = pc.max_element_wise(late, pa.scalar(0, late.type)).cast(pa.int32())
+    days_late = pc.max_element_wise(late, pa.scalar(0, late.type), skip_nulls=False)
+    days_late = days_late.cast(pa.int32())
     added = {"ingested_at": ingested, "known_at": known, "days_late": days_late}
     columns = [added[f.name] if f.name in added else staged.column(f.name) for f in LAKE_SCHEMA]
     return pa.Table.from_arrays(columns, schema=LAKE_SCHEMA)

@@ -1,0 +1,245 @@
+"""The lake: point-in-time resolution, watermarks, atomic commits, crash leftovers, compaction."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from config.settings import Settings, load_settings
+from features.events import LAKE_SCHEMA
+from features.ingest import ingest_records
+from features.lake import (
+    EVENTS,
+    KEYS,
+    MANIFEST,
+    lake_dir,
+    lake_files,
+    scan_events,
+    scan_stored,
+    watermark,
+)
+from features.lake_stats import lake_stats
+from features.lake_writer import compact
+from tests.features.event_samples import correction, population, record, void
+
+T0 = datetime(2024, 3, 1, tzinfo=UTC)
+
+
+def _at(days: float) -> str:
+    return (T0 + timedelta(days=days)).isoformat()
+
+
+def _ids(frame: pl.LazyFrame | pl.DataFrame) -> list[str]:
+    collected = frame.collect() if isinstance(frame, pl.LazyFrame) else frame
+    return sorted(collected.get_column("event_id").to_list())
+
+
+def _snapshot(settings: Settings, **kwargs: Any) -> list[tuple[Any, ...]]:
+    frame = scan_events(settings, **kwargs).collect()
+    return sorted(frame.select(sorted(frame.columns)).rows(), key=repr)
+
+
+def test_an_empty_lake_scans_to_no_rows_with_the_lake_columns(settings: Settings) -> None:
+    frame = scan_events(settings).collect()
+    assert frame.height == 0
+    assert frame.columns == LAKE_SCHEMA.names
+    assert watermark(settings) is None
+    assert lake_files(settings) == []
+
+
+def test_an_event_is_invisible_before_it_was_reported(settings: Settings) -> None:
+    late = record("repayment", event_id="late", event_time=_at(0), reported_at=_at(30))
+    prompt = record("repayment", event_id="prompt", event_time=_at(0), reported_at=_at(1))
+    ingest_records(settings, [late, prompt])
+    assert _ids(scan_events(settings, as_known_at=T0 + timedelta(days=10))) == ["prompt"]
+    assert _ids(scan_events(settings, as_known_at=T0 + timedelta(days=31))) == ["late", "prompt"]
+
+
+def test_known_at_is_never_later_than_ingested_at(settings: Settings) -> None:
+    future = (datetime.now(UTC) + timedelta(days=400)).isoformat()
+    ingest_records(settings, [record("payment", reported_at=future)])
+    row = scan_stored(settings).collect().row(0, named=True)
+    assert row["known_at"] == row["ingested_at"]
+
+
+def test_an_unreported_event_is_known_when_ingested(settings: Settings) -> None:
+    ingest_records(settings, [record("payment")])
+    row = scan_stored(settings).collect().row(0, named=True)
+    assert row["known_at"] == row["ingested_at"] == watermark(settings)
+
+
+def test_days_late_is_derived_from_the_dates(settings: Settings) -> None:
+    ingest_records(settings, [
+        record("repayment", event_id="late", due_date="2024-04-01", paid_date="2024-04-11"),
+        record("repayment", event_id="early", due_date="2024-04-01", paid_date="2024-03-20"),
+        record("bill_payment", event_id="bp", due_date="2024-03-15", paid_date="2024-03-19"),
+        record("payment", event_id="p"),
+    ])
+    rows = dict(scan_stored(settings).select("event_id", "days_late").collect().rows())
+    assert rows == {"late": 10, "early": 0, "bp": 4, "p": None}
+
+
+def test_a_correction_replaces_the_original_once_it_is_known(settings: Settings) -> None:
+    original = record("repayment", event_id="r1", reported_at=_at(1), paid_date="2024-04-20")
+    fixed = correction(original, "r1-fix", reported_at=_at(5), paid_date="2024-03-30")
+    ingest_records(settings, [original, fixed])
+    before = scan_events(settings, as_known_at=T0 + timedelta(days=3)).collect()
+    after = scan_events(settings, as_known_at=T0 + timedelta(days=6)).collect()
+    assert before.select("event_id", "days_late").rows() == [("r1", 19)]
+    assert after.select("event_id", "corrects", "days_late").rows() == [("r1-fix", "r1", 0)]
+
+
+def test_a_void_retracts_the_original_once_it_is_known(settings: Settings) -> None:
+    original = record("default", event_id="d1", reported_at=_at(1))
+    ingest_records(settings, [original, void(original, "d1-void", reported_at=_at(4))])
+    assert _ids(scan_events(settings, as_known_at=T0 + timedelta(days=2))) == ["d1"]
+    assert _ids(scan_events(settings, as_known_at=T0 + timedelta(days=5))) == []
+    assert _ids(scan_events(settings)) == []
+
+
+def test_a_correction_of_another_source_does_not_touch_the_event(settings: Settings) -> None:
+    original = record("payment", event_id="p1", source="wallet")
+    other = void({**original, "source": "bank"}, "v1")
+    ingest_records(settings, [original, other])
+    assert _ids(scan_events(settings)) == ["p1"]
+
+
+def test_same_known_at_the_later_ingest_wins(settings: Settings) -> None:
+    original = record("repayment", event_id="r1", reported_at=_at(1), paid_date="2024-04-20")
+    ingest_records(settings, [original])
+    ingest_records(settings, [correction(original, "r1-fix", paid_date="2024-03-30",
+                                         reported_at=_at(1))])
+    assert _ids(scan_events(settings)) == ["r1-fix"]
+
+
+def test_the_watermark_hides_everything_ingested_after_it(settings: Settings) -> None:
+    first = population(20, prefix="a")
+    ingest_records(settings, first)
+    mark = watermark(settings)
+    assert mark is not None
+    before = _snapshot(settings, watermark=mark)
+    original = first[0]
+    ingest_records(settings, [*population(10, prefix="b"), void(original, "a0-void")])
+    assert _snapshot(settings, watermark=mark) == before
+    assert len(_snapshot(settings)) == 20 + 10 - 1
+    assert watermark(settings) > mark  # type: ignore[operator]
+
+
+def test_naive_times_are_refused_by_the_scan(settings: Settings) -> None:
+    with pytest.raises(ValueError, match="as_known_at must be timezone-aware"):
+        scan_events(settings, as_known_at=datetime(2024, 1, 1))
+    with pytest.raises(ValueError, match="watermark must be timezone-aware"):
+        scan_events(settings, watermark=datetime(2024, 1, 1))
+
+
+def test_files_a_crashed_writer_left_do_not_count_and_are_removed(settings: Settings) -> None:
+    ingest_records(settings, population(5))
+    root = lake_dir(settings)
+    stray = root / EVENTS / "seg-000000000999.parquet"
+    stray.write_bytes((root / EVENTS / lake_files(settings)[0].name).read_bytes())
+    half = root / EVENTS / ".tmp-123-abc-seg-000000001000.parquet"
+    half.write_bytes(b"PAR1 half written")
+    assert scan_events(settings).collect().height == 5
+    assert lake_stats(settings)["events"] == 5
+    ingest_records(settings, population(3, prefix="x"))
+    assert not stray.exists() and not half.exists()
+    assert scan_events(settings).collect().height == 8
+
+
+def test_a_lost_key_file_is_rebuilt_and_dedup_still_holds(settings: Settings) -> None:
+    batch = population(6)
+    ingest_records(settings, batch)
+    for path in (lake_dir(settings) / KEYS).glob("*.parquet"):
+        path.write_bytes(b"garbage")
+    fresh = load_settings(home=settings.home, log_format="text", lake_compression="snappy")
+    _forget_cached_keys()
+    result = ingest_records(fresh, batch)
+    assert (result.stored, result.duplicates) == (0, 6)
+    assert scan_stored(settings).collect().height == 6
+
+
+def _forget_cached_keys() -> None:
+    from features import lake_writer
+
+    lake_writer._indexes.clear()
+
+
+def _mixed_history(settings: Settings) -> None:
+    events = population(30)
+    for start in range(0, 30, 7):
+        ingest_records(settings, events[start:start + 7])
+    fix = correction(events[4], "fix-4", reported_at=_at(40))
+    ingest_records(settings, [fix, void(events[5], "void-5", reported_at=_at(2))])
+    ingest_records(settings, [record("payment", event_id="late", reported_at=_at(60))])
+
+
+def _queries(settings: Settings) -> list[Any]:
+    mark = watermark(settings)
+    times = [T0 + timedelta(days=d) for d in (0, 3, 41, 61)]
+    return ([_snapshot(settings)] + [_snapshot(settings, as_known_at=t) for t in times]
+            + [_snapshot(settings, watermark=mark)]
+            + [sorted(scan_stored(settings).collect().rows(), key=repr)]
+            + [{k: v for k, v in lake_stats(settings).items() if k != "files"}])
+
+
+def test_compaction_changes_no_query_result(settings: Settings) -> None:
+    _mixed_history(settings)
+    before, files_before = _queries(settings), len(lake_files(settings))
+    result = compact(settings)
+    assert _queries(settings) == before
+    assert (result.files_before, result.files_after) == (files_before, 1)
+    assert len(lake_files(settings)) == 1
+    result = compact(settings)
+    assert _queries(settings) == before and result.files_after == 1
+
+
+def test_compaction_keeps_replaced_files_for_readers_then_removes_them(home: Path) -> None:
+    keeping = load_settings(home=home, log_format="text", lake_retire_seconds=3600)
+    _mixed_history(keeping)
+    old_files = lake_files(keeping)
+    compact(keeping)
+    assert all(path.exists() for path in old_files)
+    assert pl.scan_parquet(old_files).collect().height == scan_stored(keeping).collect().height
+    compact(load_settings(home=home, log_format="text", lake_retire_seconds=0))
+    assert not any(path.exists() for path in old_files)
+
+
+def test_compaction_then_resend_still_deduplicates(settings: Settings) -> None:
+    events = population(12)
+    ingest_records(settings, events[:6])
+    ingest_records(settings, events[6:])
+    compact(settings)
+    result = ingest_records(settings, events)
+    assert (result.stored, result.duplicates) == (0, 12)
+
+
+def test_stats_count_kinds_sources_late_arrivals_and_corrections(settings: Settings) -> None:
+    original = record("repayment", event_id="r1", event_time=_at(0), reported_at=_at(1))
+    ingest_records(settings, [
+        original,
+        record("payment", event_id="p1", event_time=_at(0), reported_at=_at(30)),
+        record("payment", event_id="p2", event_time=_at(0)),
+        correction(original, "r1-fix", reported_at=_at(2)),
+        void(record("payment", event_id="p2"), "p2-void"),
+    ])
+    stats = lake_stats(settings)
+    assert stats["events"] == 5
+    assert stats["by_kind"] == {"payment": 3, "repayment": 2}
+    assert stats["by_source"] == {"lender": 2, "wallet": 3}
+    assert (stats["corrections"], stats["voids"]) == (2, 1)
+    # p1 (30 days), p2 and its void (reported on ingestion, years later) are late
+    assert stats["late_arrivals"] == 3
+    assert stats["event_time"]["min"] == T0.isoformat()
+    assert json.loads(json.dumps(stats)) == stats
+
+
+def test_the_manifest_is_the_only_commit_point(settings: Settings) -> None:
+    ingest_records(settings, population(4))
+    manifest = json.loads((lake_dir(settings) / MANIFEST).read_text())
+    assert [s["name"] for s in manifest["segments"]] == [p.name for p in lake_files(settings)]
+    assert manifest["watermark"] == watermark(settings).isoformat()  # type: ignore[union-attr]
