@@ -1,0 +1,246 @@
+"""The offline feature store: one immutable snapshot per (as-of date D, knowledge time T).
+
+A snapshot is a folder under ``<home>/features/snapshots`` holding
+``features.parquet`` (one row per user known in the lake by T, one Float64
+column per feature) and ``manifest.json`` (definitions hash, row count, the
+ingest watermark W it read up to, D, T, build time, engine). It is written in a
+temporary folder beside its final place and renamed into place, so a reader
+sees a whole snapshot or none.
+
+Point in time: the snapshot reads the lake as known at T (``known_at <= T``) up
+to the watermark W taken when the build starts, and only events with
+``event_time < D``. Once written, a snapshot is never rebuilt for the same
+definitions: asking again for (D, T) returns it unchanged, whatever arrived or
+was corrected since. It is replaced only when the feature definitions change
+(the old values would not mean what the catalogue says).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Literal
+
+import polars as pl
+from pydantic import BaseModel, ConfigDict
+
+from config.feature_definitions import FeatureSet, load_feature_definitions
+from config.settings import Settings
+from features import lake
+from features.engine_polars import as_of_instant, feature_frame, input_columns
+from features.plan import compile_plan
+
+logger = logging.getLogger(__name__)
+
+SNAPSHOTS = ("features", "snapshots")
+DATA_FILE = "features.parquet"
+MANIFEST_FILE = "manifest.json"
+STAGES = ("read", "compute", "write")
+Engine = Literal["polars", "spark"]
+Progress = Callable[[str], None]
+
+
+class FeatureStoreError(ValueError):
+    """A request the store cannot answer (no such snapshot, an empty lake, bad times)."""
+
+
+class SnapshotManifest(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    as_of: date
+    as_known_at: datetime
+    event_watermark: datetime | None
+    definitions_hash: str
+    row_count: int
+    features: list[str]
+    engine: str
+    built_at: datetime
+    build_seconds: float
+    path: str
+
+
+def build_snapshot(settings: Settings, *, as_of: date, as_known_at: datetime | None = None,
+                   engine: Engine | None = None, progress: Progress | None = None,
+                   definitions: FeatureSet | None = None) -> SnapshotManifest:
+    """The snapshot as of D as known at T (default D), built once and then kept as it is."""
+    definitions = definitions or load_feature_definitions()
+    known_at = _known_at(as_of, as_known_at)
+    engine = engine or settings.features_default_engine
+    if engine not in ("polars", "spark"):
+        raise FeatureStoreError(f"unknown engine {engine!r} (polars or spark)")
+    target = snapshot_dir(settings, as_of, known_at)
+    existing = _read_manifest(target)
+    if existing is not None and existing.definitions_hash == definitions.hash:
+        logger.info("snapshot %s exists; kept as built", target.name)
+        return existing
+    mark = lake.watermark(settings)
+    if mark is None:
+        raise FeatureStoreError("the event lake is empty: ingest events before building features")
+    started = time.perf_counter()
+    frame = _compute(settings, engine, as_of=as_of, as_known_at=known_at, watermark=mark,
+                     definitions=definitions, progress=progress)
+    _stage(progress, "write")
+    manifest = SnapshotManifest(
+        as_of=as_of, as_known_at=known_at, event_watermark=mark,
+        definitions_hash=definitions.hash, row_count=frame.height, features=definitions.names,
+        engine=engine, built_at=datetime.now(UTC),
+        build_seconds=round(time.perf_counter() - started, 3), path=str(target),
+    )
+    _write_snapshot(target, frame, manifest, replacing=existing is not None)
+    return manifest
+
+
+def compute_features(events: pl.LazyFrame, *, as_of: date,
+                     definitions: FeatureSet | None = None) -> pl.DataFrame:
+    """Features as of D from resolved events (the embedded engine, no files involved)."""
+    return feature_frame(events, as_of=as_of, plan=compile_plan(definitions)).collect()
+
+
+def _compute(settings: Settings, engine: Engine, *, as_of: date, as_known_at: datetime,
+             watermark: datetime, definitions: FeatureSet, progress: Progress | None,
+             ) -> pl.DataFrame:
+    plan = compile_plan(definitions)
+    _stage(progress, "read")
+    if engine == "spark":
+        from features.engine_spark import spark_features
+
+        _stage(progress, "compute")
+        return spark_features(settings, as_of=as_of, as_known_at=as_known_at,
+                              watermark=watermark, plan=plan)
+    events = lake.scan_events(settings, as_known_at=as_known_at, watermark=watermark)
+    # Resolve once, keeping only the columns the plan reads: every pass then groups
+    # an in-memory frame instead of re-reading and re-resolving the lake.
+    resolved = events.select(input_columns(events, plan)).collect()
+    _stage(progress, "compute")
+    return feature_frame(resolved.lazy(), as_of=as_of, plan=plan).collect()
+
+
+def load_snapshot(settings: Settings, as_of: date,
+                  as_known_at: datetime | None = None) -> pl.DataFrame:
+    """The snapshot's features (user_id and one column per feature)."""
+    target = snapshot_dir(settings, as_of, _known_at(as_of, as_known_at))
+    if _read_manifest(target) is None:
+        raise FeatureStoreError(f"no feature snapshot as of {as_of.isoformat()}"
+                                + ("" if as_known_at is None else f" known at {as_known_at}")
+                                + ": run `altcredit features build` first")
+    return pl.read_parquet(target / DATA_FILE)
+
+
+def list_snapshots(settings: Settings) -> list[SnapshotManifest]:
+    """Every snapshot, oldest as-of date first (then by knowledge time)."""
+    root = settings.path(*SNAPSHOTS)
+    if not root.is_dir():
+        return []
+    manifests = [_read_manifest(folder) for folder in root.iterdir() if folder.is_dir()]
+    found = [manifest for manifest in manifests if manifest is not None]
+    return sorted(found, key=lambda manifest: (manifest.as_of, manifest.as_known_at))
+
+
+def latest_snapshot(settings: Settings) -> SnapshotManifest | None:
+    """The snapshot with the latest as-of date, known as of that date (the default knowledge)."""
+    defaults = [m for m in list_snapshots(settings) if m.as_known_at == as_of_instant(m.as_of)]
+    return defaults[-1] if defaults else None
+
+
+def snapshot_dir(settings: Settings, as_of: date, as_known_at: datetime) -> Path:
+    stamp = as_known_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    return settings.path(*SNAPSHOTS, f"asof-{as_of.isoformat()}_known-{stamp}")
+
+
+def training_frame(settings: Settings, as_of_dates: Sequence[date],
+                   labels: pl.DataFrame) -> pl.DataFrame:
+    """Features as of each date joined with the labels (user_id, as_of, bad, ...).
+
+    Each as-of date uses its own snapshot, known at that date (built when
+    missing), so no row sees anything reported after its as-of date; labels
+    for dates not asked for are ignored, and users without a label are left out.
+    """
+    missing = {"user_id", "as_of", "bad"} - set(labels.columns)
+    if missing:
+        raise FeatureStoreError(f"labels lack column(s): {', '.join(sorted(missing))}")
+    if labels.schema["as_of"] != pl.Date:
+        raise FeatureStoreError(f"labels.as_of must be a date, got {labels.schema['as_of']}")
+    if not as_of_dates:
+        raise FeatureStoreError("as_of_dates is empty")
+    frames = []
+    for as_of in sorted(set(as_of_dates)):
+        build_snapshot(settings, as_of=as_of)
+        frames.append(load_snapshot(settings, as_of).with_columns(pl.lit(as_of).alias("as_of")))
+    features = pl.concat(frames, how="vertical")
+    joined = features.join(labels, on=["user_id", "as_of"], how="inner")
+    first = ["user_id", "as_of"]
+    return joined.select(*first, pl.exclude(first)).sort("as_of", "user_id")
+
+
+# -- files -------------------------------------------------------------------------
+
+
+def _known_at(as_of: date, as_known_at: datetime | None) -> datetime:
+    if as_known_at is None:
+        return as_of_instant(as_of)
+    if as_known_at.tzinfo is None or as_known_at.utcoffset() is None:
+        raise FeatureStoreError(f"as_known_at must carry a time zone, got {as_known_at.isoformat()}")
+    return as_known_at.astimezone(UTC)
+
+
+def _stage(progress: Progress | None, name: str) -> None:
+    logger.debug("feature build stage %s", name)
+    if progress is not None:
+        progress(name)
+
+
+def _read_manifest(folder: Path) -> SnapshotManifest | None:
+    path = folder / MANIFEST_FILE
+    if not path.is_file():
+        return None
+    return SnapshotManifest.model_validate_json(path.read_text(encoding="utf-8"))
+
+
+def _write_snapshot(target: Path, frame: pl.DataFrame, manifest: SnapshotManifest, *,
+                    replacing: bool) -> None:
+    """Write beside, fsync, rename into place; a replaced snapshot is moved aside first."""
+    scratch = target.with_name(f".tmp-{target.name}-{uuid.uuid4().hex[:8]}")
+    scratch.mkdir(parents=True)
+    try:
+        frame.write_parquet(scratch / DATA_FILE, compression="zstd", statistics=True)
+        (scratch / MANIFEST_FILE).write_text(
+            json.dumps(manifest.model_dump(mode="json"), indent=2, ensure_ascii=False),
+            encoding="utf-8")
+        for name in (DATA_FILE, MANIFEST_FILE):
+            _fsync(scratch / name)
+        if replacing:
+            retired = target.with_name(f".old-{target.name}-{uuid.uuid4().hex[:8]}")
+            os.replace(target, retired)
+            logger.warning("feature definitions changed: replacing snapshot %s", target.name)
+            os.replace(scratch, target)
+            shutil.rmtree(retired, ignore_errors=True)
+        else:
+            _move_into_place(scratch, target)
+        _fsync(target.parent)
+    finally:
+        if scratch.exists():
+            shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _move_into_place(scratch: Path, target: Path) -> None:
+    try:
+        os.replace(scratch, target)
+    except OSError:
+        if not (target / MANIFEST_FILE).is_file():
+            raise
+        logger.info("snapshot %s was built concurrently; keeping that one", target.name)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
