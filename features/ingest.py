@@ -38,7 +38,7 @@ from features.ingest_errors import (
 )
 from features.lake_writer import AddResult, LakeWriter
 from features.records import parse_records
-from features.validate import stage_table
+from features.validate import Staged, stage_table
 
 logger = logging.getLogger(__name__)
 
@@ -135,7 +135,7 @@ def ingest_files(settings: Settings, paths: Sequence[Path | str], *,
                                      max_problems=settings.ingest_max_problems)
                 if staged.table is None:
                     _refuse(path, staged.problems, chunks, done + chunk.num_rows, settings)
-                added = _add(writer, path, staged.table, done)
+                added = _add(writer, path, staged, done)
                 done += chunk.num_rows
                 stored, duplicates = stored + added.stored, duplicates + added.duplicates
                 if progress is not None:
@@ -147,9 +147,10 @@ def ingest_files(settings: Settings, paths: Sequence[Path | str], *,
     return IngestResult(received, received, stored, duplicates, manifest.watermark)
 
 
-def _add(writer: LakeWriter, path: Path, staged: pa.Table, done: int) -> AddResult:
+def _add(writer: LakeWriter, path: Path, staged: Staged, done: int) -> AddResult:
+    assert staged.table is not None
     try:
-        return writer.add(staged, first_index=done + 1)
+        return writer.add(staged.table, first_index=done + 1, frame=staged.frame)
     except EventConflict as exc:
         raise EventConflict(f"{path}: {exc.message}; nothing was stored", exc.problems) from None
 

@@ -69,9 +69,14 @@ class Fingerprints:
                      for name in ("h1", "h2", "content")))
 
 
-def fingerprint(table: pa.Table, content_columns: list[str]) -> Fingerprints:
-    """Key fingerprints and content hashes of every row, computed column-wise by Polars."""
-    frame = pl.from_arrow(table.select(content_columns))
+def fingerprint(rows: pa.Table | pl.DataFrame, content_columns: list[str]) -> Fingerprints:
+    """Key fingerprints and content hashes of every row, computed column-wise by Polars.
+
+    The content hash depends on the Polars dtypes, so callers pass rows typed as the
+    staged schema (an Arrow table in it, or a frame converted from one).
+    """
+    frame = pl.from_arrow(rows.select(content_columns)) if isinstance(rows, pa.Table) \
+        else rows.select(content_columns)
     assert isinstance(frame, pl.DataFrame)
     keys = frame.select("source", "event_id")
     return Fingerprints(

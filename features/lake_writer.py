@@ -23,6 +23,7 @@ from types import TracebackType
 from typing import Any
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -102,13 +103,15 @@ class LakeWriter:
             pending.temp.unlink(missing_ok=True)
         self._unlock()
 
-    def add(self, staged: pa.Table, *, first_index: int = 0) -> AddResult:
+    def add(self, staged: pa.Table, *, first_index: int = 0,
+            frame: pl.DataFrame | None = None) -> AddResult:
         """Stage rows new to the lake; duplicates are skipped, a changed event is a conflict.
 
         ``first_index`` is the position of the table's first row in the caller's input,
-        so a conflict names the caller's row.
+        so a conflict names the caller's row; ``frame``, when given, is the same rows
+        in Polars (saves a conversion for hashing).
         """
-        prints = fingerprint(staged, CONTENT_COLUMNS)
+        prints = fingerprint(staged if frame is None else frame, CONTENT_COLUMNS)
         keep = _first_of_each_key(prints, first_index, staged)
         found, stored_content = self._index.lookup(prints)
         found_pending, pending_content = self._pending_keys.lookup(prints)
@@ -118,7 +121,9 @@ class LakeWriter:
         if len(changed):
             raise _conflict(staged, changed, first_index, "already stored with different content")
         new_rows = np.flatnonzero(keep & ~found)
-        if len(new_rows):
+        if len(new_rows) == staged.num_rows:
+            self._write(staged, prints)
+        elif len(new_rows):
             self._write(staged.take(pa.array(new_rows)), prints.take(new_rows))
         return AddResult(stored=len(new_rows), duplicates=staged.num_rows - len(new_rows))
 
@@ -225,6 +230,9 @@ def remove_orphans(root: Path, manifest: Manifest) -> None:
 
 def _first_of_each_key(prints: Fingerprints, first_index: int, staged: pa.Table) -> np.ndarray:
     """Mask of rows to keep: the first of each key; a key repeated with other content conflicts."""
+    by_h1 = np.sort(prints.h1)
+    if not (by_h1[1:] == by_h1[:-1]).any():  # the usual case: every key once
+        return np.ones(len(prints), dtype=bool)
     order = np.lexsort((prints.content, prints.h2, prints.h1))
     h1, h2, content = prints.h1[order], prints.h2[order], prints.content[order]
     new_key = np.ones(len(order), dtype=bool)

@@ -65,9 +65,14 @@ class ColumnRule:
 
 @dataclass
 class Staged:
-    """The result of staging one table: rows to store, or the problems that refuse it."""
+    """The result of staging one table: rows to store, or the problems that refuse it.
+
+    ``table`` (Arrow, for writing) and ``frame`` (Polars, for hashing) hold the same
+    rows in :data:`~features.records.STAGED_SCHEMA`; both are None when refused.
+    """
 
     table: pa.Table | None
+    frame: pl.DataFrame | None = None
     problems: list[RowProblem] = field(default_factory=list)
 
 
@@ -75,18 +80,20 @@ def stage_table(table: pa.Table, *, first_row: int = 1, max_problems: int = 20) 
     """Validate an input table and return it in the staged shape, or its first problems."""
     problems = _column_problems(table)
     if problems:
-        return Staged(None, problems)
+        return Staged(None, None, problems)
     frame = pl.from_arrow(table)
     assert isinstance(frame, pl.DataFrame)
     frame = frame.with_row_index(_ROW, offset=first_row)
-    frame, problems = _coerce(frame, max_problems)
+    frame, converted, problems = _coerce(frame, max_problems)
     checks = _row_checks()
-    flags = frame.select(pl.col(_ROW), *[expr.alias(f"c{i}") for i, (_, _, expr) in enumerate(checks)])
-    bad = flags.filter(pl.any_horizontal(pl.exclude(_ROW))) if checks else flags.clear()
+    flags = [expr.alias(f"c{i}") for i, (_, _, expr) in enumerate(checks)]
+    bad = (frame.lazy().select(pl.col(_ROW), *flags)
+           .filter(pl.any_horizontal(pl.exclude(_ROW))).head(max_problems).collect())
     problems = _merge(problems, _describe(bad, checks, max_problems), max_problems)
     if problems:
-        return Staged(None, problems)
-    return Staged(_to_staged(frame))
+        return Staged(None, None, problems)
+    staged = frame.select(_staged_columns())
+    return Staged(_to_arrow(table, staged, converted), staged)
 
 
 # -- columns --------------------------------------------------------------------
@@ -106,22 +113,33 @@ def _column_problems(table: pa.Table) -> list[RowProblem]:
     return problems
 
 
-def _coerce(frame: pl.DataFrame, max_problems: int) -> tuple[pl.DataFrame, list[RowProblem]]:
-    """Cast every present column to its input type; a value that does not convert is a problem."""
+def _coerce(frame: pl.DataFrame,
+            max_problems: int) -> tuple[pl.DataFrame, set[str], list[RowProblem]]:
+    """Cast present columns to their input types; a value that does not convert is a problem.
+
+    Returns the frame with every input column (absent ones as typed nulls), the names
+    of the columns that were converted, and the problems.
+    """
     problems: list[RowProblem] = []
-    converted = []
+    exprs = []
+    converted: set[str] = set()
+    categorical = [name for name, dtype in frame.schema.items()
+                   if isinstance(dtype, pl.Categorical | pl.Enum)]
+    frame = frame.with_columns(pl.col(categorical).cast(pl.String))
     for target in INPUT_SCHEMA:
         if target.name not in frame.columns:
+            exprs.append(pl.lit(None, _polars_type(target.type)).alias(target.name))
             continue
-        source = frame.get_column(target.name)
-        expr, reason = _conversion(source.dtype, target.type, target.name)
-        converted.append(expr.alias(target.name))
+        dtype = frame.schema[target.name]
+        if dtype == _polars_type(target.type):
+            continue
+        expr, reason = _conversion(dtype, target.type, target.name)
+        exprs.append(expr.alias(target.name))
+        converted.add(target.name)
         failed = frame.select(pl.col(_ROW), expr.alias("v"), pl.col(target.name).alias("raw")) \
             .filter(pl.col("raw").is_not_null() & pl.col("v").is_null()).head(max_problems)
         problems.extend(RowProblem(int(row), target.name, reason) for row in failed[_ROW])
-    missing = [pl.lit(None, _polars_type(target.type)).alias(target.name)
-               for target in INPUT_SCHEMA if target.name not in frame.columns]
-    return frame.with_columns(converted + missing), problems
+    return frame.with_columns(exprs), converted, problems
 
 
 def _polars_type(arrow_type: pa.DataType) -> pl.DataType:
@@ -297,20 +315,29 @@ def _merge(first: list[RowProblem], second: list[RowProblem], limit: int) -> lis
     return [p for p in merged if p.index in set(rows)]
 
 
-def _to_staged(frame: pl.DataFrame) -> pa.Table:
-    """Rename a valid input frame into the lake's shape: a correction becomes its kind."""
-    col = pl.col
-    is_correction = col("kind") == CORRECTION
-    staged = frame.select(
-        *[col(f.name).alias(f.name) for f in STAGED_SCHEMA
-          if f.name not in ("kind", "voided")],
-        pl.when(is_correction).then(col("corrected_kind")).otherwise(col("kind")).alias("kind"),
-        pl.when(is_correction).then(col("void").fill_null(False)).alias("voided"),
-    )
-    table = staged.to_arrow()
-    return pa.Table.from_arrays(
-        [table.column(f.name).cast(f.type) for f in STAGED_SCHEMA], schema=STAGED_SCHEMA
-    )
+def _staged_columns() -> list[pl.Expr]:
+    """Input columns -> the lake's shape: a correction is stored as the kind it corrects."""
+    is_correction = pl.col("kind") == CORRECTION
+    special = {
+        "kind": pl.when(is_correction).then(pl.col("corrected_kind")).otherwise(pl.col("kind")),
+        "voided": pl.when(is_correction).then(pl.col("void").fill_null(False)),
+    }
+    return [special.get(f.name, pl.col(f.name)).cast(_polars_type(f.type)).alias(f.name)
+            for f in STAGED_SCHEMA]
+
+
+def _to_arrow(table: pa.Table, staged: pl.DataFrame, converted: set[str]) -> pa.Table:
+    """The staged rows in Arrow: unconverted input columns are reused as they are (no copy)."""
+    derived = converted | {"kind", "voided"}
+    columns = []
+    for target in STAGED_SCHEMA:
+        if target.name in table.column_names and target.name not in derived:
+            columns.append(table.column(target.name).cast(target.type))
+        elif target.name in derived or target.name in table.column_names:
+            columns.append(staged.get_column(target.name).to_arrow().cast(target.type))
+        else:
+            columns.append(pa.nulls(table.num_rows, target.type))
+    return pa.Table.from_arrays(columns, schema=STAGED_SCHEMA)
 
 
 # -- rules read from the models -------------------------------------------------

@@ -1,0 +1,179 @@
+"""Ingestion throughput against the I/O ceiling, measured side by side.
+
+1. File ingest: a Parquet file of N events (default 10,000,000; --small 500,000),
+   generated here with numpy (independent of the simulator), ingested with
+   ``ingest_files`` into an empty lake, against the ceiling of reading the same
+   file with pyarrow and writing it back as Parquet with the lake's compression.
+   Target: ingest throughput >= 0.25x the ceiling's.
+2. The dict-batch service: ``ingest_records`` with batches of 1,000 records as
+   the API receives them (JSON-decoded dicts: strings for times, dates, money),
+   events per second (aim: 50,000/s on 2 cores), against the same batches only
+   decoded from JSON by the standard library (the floor of any HTTP route).
+
+Run: ``.venv/bin/python benchmarks/ingest.py [--small] [--events N] [--batches B]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from config.settings import load_settings
+from features.events import INPUT_SCHEMA, MerchantCategory
+from features.ingest import ingest_files, ingest_records
+
+START = np.datetime64("2023-01-01T00:00:00", "us").astype(np.int64)
+SPAN_US = 730 * 86_400 * 1_000_000
+KINDS = np.array(["payment", "transfer", "bill", "bill_payment", "repayment", "balance",
+                  "app_activity"])
+WEIGHTS = np.array([0.50, 0.18, 0.07, 0.07, 0.08, 0.05, 0.05])
+SOURCE_OF = np.array(["wallet", "wallet", "grid", "grid", "lender", "wallet", "app"])
+
+
+def _strings(codes: np.ndarray, values: list[str], valid: np.ndarray | None = None) -> pa.Array:
+    indices = pa.array(codes.astype(np.int32), mask=None if valid is None else ~valid)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(values)).cast(pa.string())
+
+
+def _ids(prefix: str, numbers: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
+    text = pa.array(numbers).cast(pa.string())
+    joined = pa.compute.binary_join_element_wise(pa.scalar(prefix), text, "")
+    return joined if valid is None else pa.compute.if_else(pa.array(valid), joined, None)
+
+
+def events_table(start: int, rows: int, seed: int) -> pa.Table:
+    """``rows`` valid input events (ids start..start+rows), vectorised; no Python row loop."""
+    rng = np.random.default_rng(seed)
+    kind = rng.choice(len(KINDS), size=rows, p=WEIGHTS)
+    is_ = {name: kind == i for i, name in enumerate(KINDS)}
+    event_us = START + rng.integers(0, SPAN_US, rows)
+    reported = rng.random(rows) < 0.5
+    due_days = (event_us // 86_400_000_000 + rng.integers(0, 20, rows)).astype(np.int32)
+    has_due = is_["bill"] | is_["bill_payment"] | is_["repayment"]
+    has_paid = is_["bill_payment"] | is_["repayment"]
+    paid_days = (due_days + np.maximum(rng.normal(-1, 6, rows), -10)).astype(np.int32)
+    has_amount = ~is_["app_activity"]
+    cents = rng.lognormal(8, 1.2, rows).astype(np.int64)
+    cents = np.where(is_["balance"] & (rng.random(rows) < 0.1), -cents, cents)
+    has_account = has_due | is_["balance"]
+    columns: dict[str, pa.Array] = {
+        "source": _strings(kind, list(SOURCE_OF)),
+        "event_id": _ids("ev-", np.arange(start, start + rows)),
+        "user_id": _ids("u-", rng.integers(0, max(rows // 20, 1), rows)),
+        "kind": _strings(kind, list(KINDS)),
+        "event_time": pa.array(event_us, pa.timestamp("us", tz="UTC")),
+        "reported_at": pa.array(event_us + rng.integers(0, 5 * 86_400_000_000, rows),
+                                pa.timestamp("us", tz="UTC"), mask=~reported),
+        "amount": pa.array(cents / 100, mask=~has_amount).cast(pa.decimal128(18, 2)),
+        "currency": _strings(np.zeros(rows, int), ["CNY"], has_amount),
+        "account_id": _ids("acct-", rng.integers(0, rows, rows), has_account),
+        "due_date": pa.array(due_days, pa.date32(), mask=~has_due),
+        "paid_date": pa.array(paid_days, pa.date32(), mask=~has_paid),
+        "amount_due": pa.array(cents / 100, mask=~is_["repayment"]).cast(pa.decimal128(18, 2)),
+        "biller_category": _strings(rng.integers(0, 3, rows), ["utility", "telecom", "rent"],
+                                    is_["bill"] | is_["bill_payment"]),
+        "merchant_category": _strings(rng.integers(0, len(MerchantCategory), rows),
+                                      [m.value for m in MerchantCategory], is_["payment"]),
+        "channel": _strings(rng.integers(0, 3, rows), ["online", "in_store", "mobile"],
+                            is_["payment"]),
+        "direction": _strings(rng.integers(0, 2, rows), ["in", "out"], is_["transfer"]),
+        "counterparty": _ids("cp-", rng.integers(0, 100_000, rows), is_["transfer"]),
+        "sessions": pa.array(rng.integers(0, 40, rows).astype(np.int32),
+                             mask=~is_["app_activity"]),
+    }
+    return pa.table({f.name: columns[f.name].cast(f.type) for f in INPUT_SCHEMA
+                     if f.name in columns})
+
+
+def write_events(path: Path, rows: int, chunk: int = 1_000_000) -> None:
+    first = events_table(0, min(rows, chunk), seed=0)
+    with pq.ParquetWriter(path, first.schema) as writer:
+        writer.write_table(first)
+        for number, start in enumerate(range(chunk, rows, chunk), start=1):
+            writer.write_table(events_table(start, min(chunk, rows - start), seed=number))
+
+
+def ceiling(path: Path, out: Path, compression: str | None) -> float:
+    """Seconds to read the file with pyarrow and write it back as Parquet."""
+    began = time.perf_counter()
+    table = pq.read_table(path)
+    pq.write_table(table, out, compression=compression)
+    return time.perf_counter() - began
+
+
+def api_batches(count: int, size: int = 1000) -> list[list[dict[str, Any]]]:
+    """Batches as a JSON route would receive them: json.loads of records with text values."""
+    table = events_table(50_000_000, count * size, seed=99)
+    records = [{k: v for k, v in row.items() if v is not None} for row in table.to_pylist()]
+    text = json.dumps(records, default=_json_value)
+    decoded = json.loads(text)
+    return [decoded[i:i + size] for i in range(0, len(decoded), size)]
+
+
+def _json_value(value: Any) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="500,000 events, 30 batches")
+    parser.add_argument("--events", type=int, default=None, help="events in the file")
+    parser.add_argument("--batches", type=int, default=None, help="API batches of 1,000")
+    args = parser.parse_args()
+    events = args.events or (500_000 if args.small else 10_000_000)
+    batches = args.batches or (30 if args.small else 200)
+    with tempfile.TemporaryDirectory(prefix="altcredit-bench-") as folder:
+        work = Path(folder)
+        settings = load_settings(home=work / "home", log_format="text", log_level="WARNING")
+        compression = None if settings.lake_compression == "none" else settings.lake_compression
+        source = work / "events.parquet"
+        began = time.perf_counter()
+        write_events(source, events)
+        size_mb = source.stat().st_size / 1e6
+        print(f"input: {events:,} events, {size_mb:,.0f} MB Parquet "
+              f"(generated in {time.perf_counter() - began:.1f} s); cpus: {os.cpu_count()}, "
+              f"load average {os.getloadavg()[0]:.1f}")
+
+        io_seconds = ceiling(source, work / "copy.parquet", compression)
+        (work / "copy.parquet").unlink()
+        began = time.perf_counter()
+        result = ingest_files(settings, [source])
+        ingest_seconds = time.perf_counter() - began
+        assert result.stored == events, result
+        print(f"ceiling  read+write Parquet ({settings.lake_compression}): {io_seconds:7.2f} s  "
+              f"{events / io_seconds:12,.0f} events/s")
+        print(f"ingest   altcredit ingest_files:           {ingest_seconds:7.2f} s  "
+              f"{events / ingest_seconds:12,.0f} events/s")
+        print(f"ratio    ingest / ceiling throughput: {io_seconds / ingest_seconds:.2f}x "
+              f"(target >= 0.25x)")
+
+        payloads = api_batches(batches)
+        began = time.perf_counter()
+        for batch in payloads:
+            json.loads(json.dumps(batch))
+        json_seconds = time.perf_counter() - began
+        began = time.perf_counter()
+        for batch in payloads:
+            ingest_records(settings, batch)
+        api_seconds = time.perf_counter() - began
+        total = sum(len(batch) for batch in payloads)
+        print(f"api      ingest_records, {len(payloads)} batches of 1,000: "
+              f"{total / api_seconds:10,.0f} events/s (aim 50,000/s)")
+        print(f"baseline json round trip of the same batches: {total / json_seconds:10,.0f} "
+              f"events/s; service/json ratio {json_seconds / api_seconds:.2f}x")
+
+
+if __name__ == "__main__":
+    main()
