@@ -15,7 +15,7 @@ from jobs.runner import JobContext, JobResult, Task
 
 
 def compact_lake(context: JobContext) -> JobResult:
-    from features.lake import compact
+    from features.lake_writer import compact
 
     summary = compact(context.settings)
     return JobResult(rows=_counts(summary), details=_plain(summary))
