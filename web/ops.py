@@ -9,6 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 import config
 from config.database import is_migrated
+from scoring import drift
 from web.problems import PROBLEM_TYPES, Problem
 from web.state import AppState, current_state
 
@@ -50,6 +51,11 @@ def database_ready(state: AppState) -> tuple[bool, str]:
     except SQLAlchemyError as exc:
         return False, f"database unreachable: {type(exc).__name__}"
     return (True, "reachable and migrated") if migrated else (False, "migrations pending")
+
+
+def drift_ready(state: AppState) -> tuple[bool, str]:
+    """No drift alarm stands: the population still looks like the one the champion learnt on."""
+    return drift.readiness(state.settings)
 
 
 _PROBLEM_PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8">
