@@ -18,7 +18,7 @@ from flask import Response, g, request
 import config
 from config.database import get_engine
 from config.settings import Settings, load_settings
-from web import accounts, api_docs, authorize, metrics, ops, partner_auth, problems, rate_limits
+from web import accounts, api_docs, authorize, metrics, ops, partner_api, partner_auth, problems, rate_limits
 from web.logs import configure_logging
 from web.state import AppState
 
@@ -45,9 +45,11 @@ def create_app(settings: Settings | None = None) -> APIFlask:
         OPENAPI_VERSION="3.1.0",
         JSON_SORT_KEYS=False,
         MAX_CONTENT_LENGTH=32 * 1024 * 1024,
+        VALIDATION_ERROR_STATUS_CODE=400,  # bad input is 400 bad-request, with `errors`
     )
     state = AppState(settings=settings, engine=get_engine(settings))
     state.add_readiness_check("database", ops.database_ready)
+    state.add_readiness_check("drift", ops.drift_ready)
     app.extensions["altcredit"] = state
 
     problems.init_app(app)
@@ -57,6 +59,7 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     rate_limits.init_app(app)
     partner_auth.init_app(app)
     accounts.init_app(app)
+    app.register_blueprint(partner_api.bp)
     app.register_blueprint(authorize.bp)
     api_docs.init_app(app)
     return app

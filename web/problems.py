@@ -77,8 +77,8 @@ class Problem(Exception):
         super().__init__(detail or self.type.title)
 
 
-def problem_response(problem: Problem) -> Response:
-    """Render a problem as ``application/problem+json`` with its status and headers."""
+def problem_document(problem: Problem) -> dict[str, Any]:
+    """The problem as a JSON-ready document (also used inside a batch answer, per item)."""
     body: dict[str, Any] = {
         "type": problem.type.uri,
         "title": problem.type.title,
@@ -90,6 +90,12 @@ def problem_response(problem: Problem) -> Response:
     if request_id:
         body["request_id"] = request_id
     body.update(problem.extra)
+    return body
+
+
+def problem_response(problem: Problem) -> Response:
+    """Render a problem as ``application/problem+json`` with its status and headers."""
+    body = problem_document(problem)
     response = Response(json.dumps(body), status=problem.type.status, mimetype=PROBLEM_MEDIA_TYPE)
     response.headers.update(problem.headers)
     return response

@@ -1,0 +1,253 @@
+"""Consent and pairwise open ids: what a user lets one partner see, for what, until when.
+
+A partner never learns the platform's user id. When a user first grants a
+partner anything, the partner gets an ``open_id`` that is random and stored
+(not derived from the user id), one per (user, partner): two partners holding
+ids for the same person cannot join their data on them, and nothing about the
+user can be computed from one. A consent names one purpose and one scope; a
+newer grant for the same (user, partner, purpose) replaces the older one, and
+revoking takes effect on the next lookup.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Engine
+from sqlalchemy.engine import Connection
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Field, SQLModel
+
+from config.purposes import SCOPE_CODES, load_purposes
+from web.clock import as_utc, utcnow
+from web.partners import Partner, PartnerInfo
+
+# Scopes in order of what they show; each from `band` on includes the one before it.
+SCOPE_RANK = {"pass": 0, "band": 1, "score": 2, "score_history": 3}
+_USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
+
+
+class ConsentError(ValueError):
+    """A consent cannot be granted or revoked as asked; ``str()`` is one line."""
+
+
+class OpenId(SQLModel, table=True):
+    __tablename__ = "open_ids"
+    __table_args__ = (sa.UniqueConstraint("user_id", "partner_id", name="uq_open_ids_user_partner"),)
+
+    open_id: str = Field(primary_key=True, max_length=64)
+    user_id: str = Field(max_length=128)
+    partner_id: int = Field(foreign_key="partners.id")
+    created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+
+
+class Consent(SQLModel, table=True):
+    __tablename__ = "consents"
+    __table_args__ = (sa.Index("ix_consents_partner_user_purpose", "partner_id", "user_id", "purpose"),
+                      sa.Index("ix_consents_user", "user_id"))
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: str = Field(max_length=128)
+    partner_id: int = Field(foreign_key="partners.id")
+    purpose: str = Field(max_length=64)
+    scope: str = Field(max_length=16)
+    granted_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    expires_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    revoked_at: datetime | None = Field(default=None, sa_type=sa.DateTime(timezone=True))
+
+
+@dataclass(frozen=True)
+class ConsentView:
+    """One consent as shown to its user, an operator or a test."""
+
+    id: int
+    user_id: str
+    partner: str
+    open_id: str
+    purpose: str
+    scope: str
+    granted_at: datetime
+    expires_at: datetime
+    revoked_at: datetime | None
+
+    @property
+    def state(self) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        return "expired" if self.expires_at <= utcnow() else "active"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "user_id": self.user_id, "partner": self.partner,
+                "open_id": self.open_id, "purpose": self.purpose, "scope": self.scope,
+                "state": self.state, "granted_at": self.granted_at.isoformat(),
+                "expires_at": self.expires_at.isoformat(),
+                "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None}
+
+
+def check_user_id(user_id: str) -> str:
+    """A platform user id: 1-128 of letters, digits and ``_ . : @ -``, starting with a letter or digit."""
+    if not _USER_ID.match(user_id):
+        raise ConsentError(f"user id {user_id!r} is not a valid user id")
+    return user_id
+
+
+def check_grant(user_id: str, purpose: str, scope: str, days: int) -> None:
+    """Refuse a bad grant with one line before anything is written."""
+    check_user_id(user_id)
+    purposes = load_purposes()
+    if purpose not in purposes.codes:
+        raise ConsentError(f"unknown purpose {purpose!r}; known: {', '.join(purposes.codes)}")
+    if scope not in SCOPE_CODES:
+        raise ConsentError(f"unknown scope {scope!r}; known: {', '.join(SCOPE_CODES)}")
+    if not 1 <= days <= 3650:
+        raise ConsentError("days must be between 1 and 3650")
+
+
+def grant_consent(engine: Engine, *, user_id: str, partner: PartnerInfo, purpose: str, scope: str,
+                  days: int) -> ConsentView:
+    """Grant (or replace) a consent and return it with the partner's open id for this user."""
+    check_grant(user_id, purpose, scope, days)
+    if partner.disabled:
+        raise ConsentError(f"partner {partner.name!r} is disabled")
+    now = utcnow()
+    with engine.begin() as connection:
+        open_id = _ensure_open_id(connection, user_id, partner.id, now)
+        connection.execute(
+            sa.update(Consent)
+            .where(Consent.partner_id == partner.id, Consent.user_id == user_id,
+                   Consent.purpose == purpose, Consent.revoked_at.is_(None))  # type: ignore[union-attr]
+            .values(revoked_at=now))
+        consent_id = connection.execute(
+            sa.insert(Consent).values(user_id=user_id, partner_id=partner.id, purpose=purpose,
+                                      scope=scope, granted_at=now,
+                                      expires_at=now + timedelta(days=days))
+            .returning(Consent.id)).scalar_one()
+    return ConsentView(id=consent_id, user_id=user_id, partner=partner.name, open_id=open_id,
+                       purpose=purpose, scope=scope, granted_at=now,
+                       expires_at=now + timedelta(days=days), revoked_at=None)
+
+
+def _ensure_open_id(connection: Connection, user_id: str, partner_id: int, now: datetime) -> str:
+    """The (user, partner) open id, created on first grant; a concurrent creator's id wins."""
+    existing = _open_id_of(connection, user_id, partner_id)
+    if existing is not None:
+        return existing
+    candidate = secrets.token_urlsafe(24)
+    try:
+        with connection.begin_nested():
+            connection.execute(sa.insert(OpenId).values(open_id=candidate, user_id=user_id,
+                                                        partner_id=partner_id, created_at=now))
+    except IntegrityError:
+        winner = _open_id_of(connection, user_id, partner_id)
+        if winner is None:
+            raise
+        return winner
+    return candidate
+
+
+def _open_id_of(connection: Connection, user_id: str, partner_id: int) -> str | None:
+    return connection.execute(
+        sa.select(OpenId.open_id).where(OpenId.user_id == user_id, OpenId.partner_id == partner_id)
+    ).scalar_one_or_none()
+
+
+def revoke_consent(engine: Engine, *, user_id: str, partner: PartnerInfo,
+                   purpose: str | None = None) -> int:
+    """Revoke the user's active consents to a partner (one purpose, or all); returns how many."""
+    with engine.begin() as connection:
+        statement = (sa.update(Consent)
+                     .where(Consent.partner_id == partner.id, Consent.user_id == user_id,
+                            Consent.revoked_at.is_(None))  # type: ignore[union-attr]
+                     .values(revoked_at=utcnow()))
+        if purpose is not None:
+            statement = statement.where(Consent.purpose == purpose)
+        return int(connection.execute(statement).rowcount or 0)
+
+
+def revoke_consent_by_id(engine: Engine, *, user_id: str, consent_id: int) -> bool:
+    """Revoke one consent of this user (the consumer page's button); False when there is none."""
+    with engine.begin() as connection:
+        result = connection.execute(
+            sa.update(Consent)
+            .where(Consent.id == consent_id, Consent.user_id == user_id,
+                   Consent.revoked_at.is_(None))  # type: ignore[union-attr]
+            .values(revoked_at=utcnow()))
+    return bool(result.rowcount)
+
+
+def list_consents(engine: Engine, *, user_id: str | None = None,
+                  partner: PartnerInfo | None = None) -> list[ConsentView]:
+    """Consents, newest first, optionally for one user and/or one partner."""
+    statement = (
+        sa.select(Consent, Partner.name, OpenId.open_id)
+        .join(Partner, Partner.id == Consent.partner_id)  # type: ignore[arg-type]
+        .join(OpenId, sa.and_(OpenId.user_id == Consent.user_id,
+                              OpenId.partner_id == Consent.partner_id))
+        .order_by(Consent.granted_at.desc(), Consent.id.desc())  # type: ignore[attr-defined, union-attr]
+    )
+    if user_id is not None:
+        statement = statement.where(Consent.user_id == user_id)
+    if partner is not None:
+        statement = statement.where(Consent.partner_id == partner.id)
+    with engine.connect() as connection:
+        rows = connection.execute(statement).all()
+    return [ConsentView(id=row.id, user_id=row.user_id, partner=row.name, open_id=row.open_id,
+                        purpose=row.purpose, scope=row.scope, granted_at=as_utc(row.granted_at),
+                        expires_at=as_utc(row.expires_at),
+                        revoked_at=as_utc(row.revoked_at) if row.revoked_at else None)
+            for row in rows]
+
+
+# -- the lookup side -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Access:
+    """What an open id resolves to for one partner and purpose: the user and the consent's state."""
+
+    user_id: str
+    scope: str | None          # None: no consent for this purpose
+    state: str                 # active | expired | revoked | none
+
+
+def resolve_access(connection: Connection, *, partner_id: int, open_id: str, purpose: str) -> Access | None:
+    """The user behind ``open_id`` for this partner and their latest consent for ``purpose``.
+
+    None when the open id is unknown *to this partner* (another partner's open
+    id is as unknown as a made-up one). One query, on the hot path of a lookup.
+    """
+    row = connection.execute(
+        sa.select(OpenId.user_id, Consent.scope, Consent.expires_at, Consent.revoked_at)
+        .select_from(OpenId)
+        .outerjoin(Consent, sa.and_(Consent.partner_id == OpenId.partner_id,
+                                    Consent.user_id == OpenId.user_id, Consent.purpose == purpose))
+        .where(OpenId.open_id == open_id, OpenId.partner_id == partner_id)
+        .order_by(Consent.granted_at.desc(), Consent.id.desc())  # type: ignore[attr-defined, union-attr]
+        .limit(1)
+    ).first()
+    if row is None:
+        return None
+    if row.scope is None:
+        return Access(user_id=row.user_id, scope=None, state="none")
+    if row.revoked_at is not None:
+        return Access(user_id=row.user_id, scope=row.scope, state="revoked")
+    if as_utc(row.expires_at) <= utcnow():
+        return Access(user_id=row.user_id, scope=row.scope, state="expired")
+    return Access(user_id=row.user_id, scope=row.scope, state="active")
+
+
+def user_ids_for_open_ids(connection: Connection, *, partner_id: int,
+                          open_ids: list[str]) -> dict[str, str]:
+    """open_id -> user_id for the ids this partner holds (unknown ones are left out)."""
+    if not open_ids:
+        return {}
+    rows = connection.execute(
+        sa.select(OpenId.open_id, OpenId.user_id)
+        .where(OpenId.partner_id == partner_id, OpenId.open_id.in_(sorted(set(open_ids))))  # type: ignore[attr-defined]
+    ).all()
+    return {row.open_id: row.user_id for row in rows}

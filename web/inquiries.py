@@ -1,0 +1,186 @@
+"""The inquiry log, and the stored answers that make a repeated X-Transaction-Id idempotent.
+
+A lookup that discloses anything writes its inquiry rows (who asked, about
+whom, why, under which scope, which fields they saw) in one database
+transaction *before* the answer leaves the server; when that write fails the
+lookup answers 503 and discloses nothing. With an ``X-Transaction-Id`` the
+answer is stored in the same transaction, keyed by (partner, transaction id):
+the primary key makes two concurrent twins agree on one answer and one set of
+inquiry rows, and a repeat within the idempotency window gets the stored
+answer back without a second inquiry.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy import Engine
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlmodel import Field, SQLModel
+
+from web.clock import as_utc, utcnow
+from web.partners import Partner
+
+logger = logging.getLogger(__name__)
+
+
+class InquiryLogUnavailable(Exception):
+    """The inquiry log cannot be written; the caller must disclose nothing (503)."""
+
+
+class TransactionReused(Exception):
+    """An X-Transaction-Id was sent again with a different request (409)."""
+
+
+class Inquiry(SQLModel, table=True):
+    __tablename__ = "inquiries"
+    __table_args__ = (sa.Index("ix_inquiries_user_created", "user_id", "created_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+    partner_id: int = Field(foreign_key="partners.id")
+    user_id: str = Field(max_length=128)
+    open_id: str = Field(max_length=64)
+    purpose: str = Field(max_length=64)
+    scope: str = Field(max_length=16)
+    fields: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    endpoint: str = Field(max_length=16)
+    request_id: str = Field(max_length=128)
+    transaction_id: str | None = Field(default=None, max_length=64)
+
+
+class PartnerTransaction(SQLModel, table=True):
+    __tablename__ = "partner_transactions"
+    __table_args__ = (sa.Index("ix_partner_transactions_created", "created_at"),)
+
+    partner_id: int = Field(primary_key=True, foreign_key="partners.id")
+    transaction_id: str = Field(primary_key=True, max_length=64)
+    fingerprint: str = Field(max_length=64)
+    status: int
+    body: str = Field(sa_type=sa.Text)
+    created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+
+
+@dataclass(frozen=True)
+class Disclosure:
+    """One user's data shown to one partner: becomes one inquiry row."""
+
+    user_id: str
+    open_id: str
+    purpose: str
+    scope: str
+    fields: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Transaction:
+    """The idempotency key of a request and what identifies the request itself."""
+
+    partner_id: int
+    transaction_id: str
+    fingerprint: str
+
+
+@dataclass(frozen=True)
+class StoredAnswer:
+    status: int
+    body: str
+
+
+def request_fingerprint(method: str, target: str, body: bytes) -> str:
+    """What makes two requests 'the same' for idempotency: method, target and body."""
+    digest = hashlib.sha256()
+    for part in (method.upper().encode(), b"\n", target.encode(), b"\n", body):
+        digest.update(part)
+    return digest.hexdigest()
+
+
+def stored_answer(engine: Engine, transaction: Transaction, *, max_age: timedelta) -> StoredAnswer | None:
+    """The first answer to this transaction id, when it is recent; 409 when the request differs."""
+    with engine.connect() as connection:
+        row = connection.execute(
+            sa.select(PartnerTransaction.fingerprint, PartnerTransaction.status,
+                      PartnerTransaction.body, PartnerTransaction.created_at)
+            .where(PartnerTransaction.partner_id == transaction.partner_id,
+                   PartnerTransaction.transaction_id == transaction.transaction_id)
+        ).first()
+    if row is None or as_utc(row.created_at) < utcnow() - max_age:
+        return None
+    if row.fingerprint != transaction.fingerprint:
+        raise TransactionReused(transaction.transaction_id)
+    return StoredAnswer(status=row.status, body=row.body)
+
+
+def log_and_store(engine: Engine, disclosures: list[Disclosure], *, partner_id: int, endpoint: str,
+                  request_id: str, answer: StoredAnswer, transaction: Transaction | None,
+                  max_age: timedelta) -> StoredAnswer:
+    """Write the inquiry rows (and the answer, for a transaction id) in one transaction.
+
+    Returns the answer to send: ``answer`` itself, or — when a concurrent twin
+    with the same transaction id committed first — the twin's answer, with no
+    inquiry written by this request. Raises :class:`InquiryLogUnavailable`
+    when nothing could be written.
+    """
+    now = utcnow()
+    rows = [{"created_at": now, "partner_id": partner_id, "user_id": item.user_id,
+             "open_id": item.open_id, "purpose": item.purpose, "scope": item.scope,
+             "fields": list(item.fields), "endpoint": endpoint, "request_id": request_id,
+             "transaction_id": transaction.transaction_id if transaction else None}
+            for item in disclosures]
+    try:
+        with engine.begin() as connection:
+            if transaction is not None:
+                _claim_transaction(connection, transaction, answer, now=now, max_age=max_age)
+            if rows:
+                connection.execute(sa.insert(Inquiry), rows)
+    except IntegrityError:
+        if transaction is None:
+            raise InquiryLogUnavailable("the inquiry log refused the rows") from None
+        twin = stored_answer(engine, transaction, max_age=max_age)
+        if twin is None:
+            raise InquiryLogUnavailable("a concurrent transaction vanished") from None
+        return twin
+    except SQLAlchemyError as exc:
+        logger.error("inquiry log unavailable: %s", type(exc).__name__, exc_info=exc)
+        raise InquiryLogUnavailable(type(exc).__name__) from None
+    return answer
+
+
+def _claim_transaction(connection: Any, transaction: Transaction, answer: StoredAnswer, *,
+                       now: datetime, max_age: timedelta) -> None:
+    key = (PartnerTransaction.partner_id == transaction.partner_id,
+           PartnerTransaction.transaction_id == transaction.transaction_id)
+    connection.execute(sa.delete(PartnerTransaction).where(*key,
+                                                           PartnerTransaction.created_at < now - max_age))
+    connection.execute(sa.insert(PartnerTransaction).values(
+        partner_id=transaction.partner_id, transaction_id=transaction.transaction_id,
+        fingerprint=transaction.fingerprint, status=answer.status, body=answer.body, created_at=now))
+
+
+def list_inquiries(engine: Engine, *, user_id: str, limit: int = 1000) -> list[dict[str, Any]]:
+    """Who looked at this user's score, newest first: when, who, why, under which scope, what."""
+    with engine.connect() as connection:
+        rows = connection.execute(
+            sa.select(Inquiry, Partner.name)
+            .join(Partner, Partner.id == Inquiry.partner_id)  # type: ignore[arg-type]
+            .where(Inquiry.user_id == user_id)
+            .order_by(Inquiry.created_at.desc(), Inquiry.id.desc())  # type: ignore[attr-defined, union-attr]
+            .limit(limit)
+        ).all()
+    return [{"time": as_utc(row.created_at).isoformat(), "partner": row.name, "purpose": row.purpose,
+             "scope": row.scope, "fields": list(row.fields or []), "endpoint": row.endpoint,
+             "open_id": row.open_id, "request_id": row.request_id,
+             "transaction_id": row.transaction_id} for row in rows]
+
+
+def count_inquiries(engine: Engine, *, user_id: str | None = None) -> int:
+    statement = sa.select(sa.func.count()).select_from(Inquiry)
+    if user_id is not None:
+        statement = statement.where(Inquiry.user_id == user_id)
+    with engine.connect() as connection:
+        return int(connection.execute(statement).scalar_one())

@@ -1,0 +1,264 @@
+"""The partner API (``/v1``): signed, consent-gated, minimised and logged score lookups, and events.
+
+Every request is authenticated first (:mod:`web.partner_auth`). A lookup
+resolves the open id for *this* partner (another partner's open id is 404),
+checks the consent for the purpose (403 when none, expired or revoked),
+builds the answer its scope allows (:mod:`web.disclosure`), writes the inquiry
+log (and, with ``X-Transaction-Id``, the answer) in one transaction, and only
+then answers (:mod:`web.inquiries`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from apiflask import APIBlueprint
+from flask import Response, g, request
+
+from features.ingest import ingest_records
+from features.ingest_errors import IngestError
+from web import disclosure
+from web.consent import SCOPE_RANK, Access, resolve_access, user_ids_for_open_ids
+from web.inquiries import (
+    Disclosure,
+    InquiryLogUnavailable,
+    StoredAnswer,
+    Transaction,
+    TransactionReused,
+    log_and_store,
+    request_fingerprint,
+    stored_answer,
+)
+from web.partner_auth import authenticate, request_target
+from web.partner_schemas import (
+    BatchAnswer,
+    BatchRequest,
+    EventsAnswer,
+    EventsRequest,
+    HistoryAnswer,
+    ScoreAnswer,
+    ScoreQuery,
+)
+from web.partners import PartnerInfo
+from web.problems import Problem, problem_document
+from web.state import current_state
+
+bp = APIBlueprint("partner_api", __name__, url_prefix="/v1", tag="Partner API")
+SECURITY = "PartnerSignature"
+TRANSACTION_HEADER = "X-Transaction-Id"
+_TRANSACTION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
+_LOOKUP_ERRORS = {400: "Bad input", 401: "Not signed, or the signature is not accepted",
+                  403: "No active consent for this purpose and scope", 404: "Unknown open id",
+                  409: "X-Transaction-Id reused for a different request", 415: "Body is not JSON",
+                  429: "Rate limit exhausted", 503: "The inquiry log cannot be written; nothing "
+                  "was disclosed"}
+
+
+@bp.before_request
+def _authenticate() -> None:
+    g.partner = authenticate()
+    if request.method == "POST" and not request.is_json:
+        raise Problem("unsupported-media-type", "send the body as application/json")
+
+
+# -- routes ---------------------------------------------------------------------
+
+
+@bp.get("/scores/<string:open_id>")
+@bp.input(ScoreQuery, location="query")
+@bp.output(ScoreAnswer, description="What the consent's scope allows; see the field descriptions")
+@bp.doc(summary="A user's score, as the consent's scope allows", security=SECURITY,
+        responses=_LOOKUP_ERRORS)
+def score(open_id: str, query_data: ScoreQuery) -> Response:
+    partner: PartnerInfo = g.partner
+
+    def compute() -> tuple[dict[str, Any], list[Disclosure]]:
+        body, item = _one_answer(partner, open_id, query_data.purpose, minimum_scope="pass")
+        return body, [item]
+
+    return _answered("score", compute)
+
+
+@bp.post("/scores:batch")
+@bp.input(BatchRequest, location="json")
+@bp.output(BatchAnswer, description="One result per open id: an answer, or a problem")
+@bp.doc(summary="Scores for up to 1,000 open ids, each answered on its own", security=SECURITY,
+        responses={**_LOOKUP_ERRORS, 413: "More open ids than partner_batch_max"})
+def scores_batch(json_data: BatchRequest) -> Response:
+    partner: PartnerInfo = g.partner
+    limit = current_state().settings.partner_batch_max
+    if len(json_data.open_ids) > limit:
+        raise Problem("payload-too-large", f"a batch holds at most {limit} open ids, "
+                      f"got {len(json_data.open_ids)}")
+
+    def compute() -> tuple[dict[str, Any], list[Disclosure]]:
+        results: list[dict[str, Any]] = []
+        disclosed: list[Disclosure] = []
+        for open_id in json_data.open_ids:
+            try:
+                body, item = _one_answer(partner, open_id, json_data.purpose, minimum_scope="pass")
+            except Problem as problem:
+                results.append({"open_id": open_id, "status": problem.type.status,
+                                "problem": problem_document(problem)})
+                continue
+            results.append({"open_id": open_id, "status": 200, "answer": body})
+            disclosed.append(item)
+        return {"purpose": json_data.purpose, "results": results}, disclosed
+
+    return _answered("batch", compute)
+
+
+@bp.get("/scores/<string:open_id>/history")
+@bp.input(ScoreQuery, location="query")
+@bp.output(HistoryAnswer, description="Published scores, oldest first")
+@bp.doc(summary="A user's score history (scope score_history)", security=SECURITY,
+        responses=_LOOKUP_ERRORS)
+def history(open_id: str, query_data: ScoreQuery) -> Response:
+    partner: PartnerInfo = g.partner
+
+    def compute() -> tuple[dict[str, Any], list[Disclosure]]:
+        access = _access(partner, open_id, query_data.purpose, minimum_scope="score_history")
+        assert access.scope is not None
+        from scoring.publish import score_history
+
+        body, fields = disclosure.history(score_history(current_state().engine, access.user_id),
+                                          open_id=open_id, purpose=query_data.purpose,
+                                          scope=access.scope, language=_language())
+        return body, [Disclosure(access.user_id, open_id, query_data.purpose, access.scope, fields)]
+
+    return _answered("history", compute)
+
+
+@bp.post("/events")
+@bp.input(EventsRequest, location="json")
+@bp.output(EventsAnswer, description="The batch was stored (or was already stored)")
+@bp.doc(summary="Furnish a batch of events, all or nothing, idempotent by (source, event_id)",
+        security=SECURITY,
+        responses={400: "Invalid events; `errors` names each (index, field, reason)",
+                   401: _LOOKUP_ERRORS[401], 409: "An event id was already stored with other content",
+                   413: "More events than ingest_max_batch", 415: _LOOKUP_ERRORS[415],
+                   429: _LOOKUP_ERRORS[429]})
+def events(json_data: EventsRequest) -> Response:
+    partner: PartnerInfo = g.partner
+    state = current_state()
+    records = json_data.events
+    if partner.role != "furnisher":
+        records = _with_user_ids(partner, records)
+    try:
+        result = ingest_records(state.settings, records, source_override=partner.name)
+    except IngestError as error:
+        raise _ingest_problem(error) from None
+    return _json(200, json.dumps(result.as_dict()))
+
+
+# -- lookups ----------------------------------------------------------------------
+
+
+def _access(partner: PartnerInfo, open_id: str, purpose: str, *, minimum_scope: str) -> Access:
+    with current_state().engine.connect() as connection:
+        access = resolve_access(connection, partner_id=partner.id, open_id=open_id, purpose=purpose)
+    if access is None:
+        raise Problem("not-found", "no such open id")
+    if access.state != "active" or access.scope is None:
+        detail = {"none": f"no consent for purpose {purpose}", "expired": "the consent has expired",
+                  "revoked": "the consent was revoked"}[access.state]
+        raise Problem("forbidden", detail)
+    if SCOPE_RANK[access.scope] < SCOPE_RANK[minimum_scope] or (
+            minimum_scope != "pass" and access.scope == "pass"):
+        raise Problem("forbidden", f"the consent's scope {access.scope} does not allow this")
+    return access
+
+
+def _one_answer(partner: PartnerInfo, open_id: str, purpose: str, *,
+                minimum_scope: str) -> tuple[dict[str, Any], Disclosure]:
+    access = _access(partner, open_id, purpose, minimum_scope=minimum_scope)
+    assert access.scope is not None
+    from scoring.publish import current_score
+
+    published = current_score(current_state().engine, access.user_id)
+    body, fields = disclosure.answer(published, open_id=open_id, purpose=purpose, scope=access.scope,
+                                     threshold=partner.pass_threshold(purpose), language=_language())
+    return body, Disclosure(access.user_id, open_id, purpose, access.scope, fields)
+
+
+def _answered(endpoint: str, compute: Callable[[], tuple[dict[str, Any], list[Disclosure]]]) -> Response:
+    """Replay a stored answer, or compute one, log it (with its answer) and only then send it."""
+    state = current_state()
+    partner: PartnerInfo = g.partner
+    max_age = timedelta(hours=state.settings.partner_idempotency_hours)
+    transaction = _transaction(partner)
+    if transaction is not None:
+        try:
+            replay = stored_answer(state.engine, transaction, max_age=max_age)
+        except TransactionReused:
+            raise Problem("conflict", f"{TRANSACTION_HEADER} was used before for a different "
+                          "request") from None
+        if replay is not None:
+            return _json(replay.status, replay.body, replayed=True)
+    body, disclosed = compute()
+    answer = StoredAnswer(200, json.dumps(body, ensure_ascii=False))
+    if disclosed or transaction is not None:
+        try:
+            answer = log_and_store(state.engine, disclosed, partner_id=partner.id, endpoint=endpoint,
+                                   request_id=g.request_id, answer=answer, transaction=transaction,
+                                   max_age=max_age)
+        except InquiryLogUnavailable:
+            raise Problem("unavailable", "the inquiry log cannot be written, so nothing is "
+                          "disclosed; retry later") from None
+    return _json(answer.status, answer.body)
+
+
+def _transaction(partner: PartnerInfo) -> Transaction | None:
+    given = request.headers.get(TRANSACTION_HEADER)
+    if given is None:
+        return None
+    if not _TRANSACTION_ID.match(given):
+        raise Problem("bad-request", f"{TRANSACTION_HEADER} must be 1-64 of A-Z a-z 0-9 . _ : -")
+    fingerprint = request_fingerprint(request.method, request_target(), request.get_data(cache=True))
+    return Transaction(partner_id=partner.id, transaction_id=given, fingerprint=fingerprint)
+
+
+def _language() -> str:
+    return request.accept_languages.best_match(disclosure.LANGUAGES, default="en") or "en"
+
+
+def _json(status: int, body: str, *, replayed: bool = False) -> Response:
+    response = Response(body, status=status, mimetype="application/json")
+    response.headers["Vary"] = "Accept-Language"
+    if replayed:
+        response.headers["X-Idempotent-Replay"] = "true"
+    return response
+
+
+# -- events -------------------------------------------------------------------------
+
+
+def _with_user_ids(partner: PartnerInfo, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Replace the open ids a partner furnishes by with the users' ids; unknown ones are 400."""
+    wanted = [str(record.get("user_id")) for record in records if isinstance(record.get("user_id"), str)]
+    with current_state().engine.connect() as connection:
+        known = user_ids_for_open_ids(connection, partner_id=partner.id, open_ids=wanted)
+    errors: list[dict[str, Any]] = []
+    mapped: list[dict[str, Any]] = []
+    for index, record in enumerate(records):
+        user = known.get(record.get("user_id")) if isinstance(record.get("user_id"), str) else None
+        if user is None:
+            errors.append({"index": index, "field": "user_id",
+                           "reason": "not an open id issued to this partner"})
+        if record.get("contact_user_id") is not None:
+            errors.append({"index": index, "field": "contact_user_id",
+                           "reason": "only furnishers may report contacts"})
+        mapped.append({**record, "user_id": user})
+    if errors:
+        raise Problem("bad-request", f"{len({e['index'] for e in errors})} of {len(records)} records "
+                      "are invalid; nothing was stored", errors=errors)
+    return mapped
+
+
+def _ingest_problem(error: IngestError) -> Problem:
+    slug = {400: "bad-request", 409: "conflict", 413: "payload-too-large"}.get(error.status, "bad-request")
+    return Problem(slug, error.message, errors=error.errors)

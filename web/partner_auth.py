@@ -1,0 +1,82 @@
+"""Who is calling: the signed-request check every ``/v1`` request passes first.
+
+Order matters: the signature (and the partner's existence and standing) is
+checked before the rate limit is counted, and the nonce is spent only after
+both — so unsigned noise spends neither a partner's quota nor its nonces, and
+every refusal is the same 401 (the server logs which check failed).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from flask import Flask, current_app, request
+
+from web import rate_limits
+from web.partners import PartnerInfo, find_partner
+from web.problems import Problem
+from web.signing import (
+    REFUSAL,
+    NonceStore,
+    SignatureRefused,
+    check_clock,
+    nonce_store,
+    parse_headers,
+    verify,
+)
+from web.state import current_state
+
+logger = logging.getLogger(__name__)
+EXTENSION = "altcredit_partner_auth"
+
+
+@dataclass
+class PartnerAuth:
+    nonces: NonceStore
+
+
+def init_app(app: Flask) -> None:
+    state = app.extensions["altcredit"]
+    settings = state.settings
+    app.extensions[EXTENSION] = PartnerAuth(
+        nonces=nonce_store(state.engine, redis_url=settings.redis_url, skew=settings.partner_clock_skew))
+
+
+def request_target() -> str:
+    """The request target as it arrived on the request line (path and query), which is what is signed."""
+    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+    if raw:
+        if not raw.startswith("/"):  # absolute-form: keep path and query only
+            parts = urlsplit(raw)
+            raw = parts.path + (f"?{parts.query}" if parts.query else "")
+        return str(raw)
+    query = request.query_string.decode("latin-1")
+    return request.path + (f"?{query}" if query else "")
+
+
+def authenticate() -> PartnerInfo:
+    """The verified partner of this request, or the 401 (or 429) problem."""
+    state = current_state()
+    try:
+        parts = parse_headers(request.headers)
+        check_clock(parts, skew=state.settings.partner_clock_skew)
+        partner = find_partner(state.engine, parts.partner)
+        if partner is None or partner.disabled:
+            raise SignatureRefused("unknown or disabled partner")
+        verify(partner.public_key(), parts, method=request.method, target=request_target(),
+               body=request.get_data(cache=True))
+    except SignatureRefused as refused:
+        _refuse(refused.reason)
+    rate_limits.hit(partner.rate_limit, "partner", partner.name)
+    auth: PartnerAuth = current_app.extensions[EXTENSION]
+    if not auth.nonces.claim(partner.id, parts.nonce):
+        _refuse("the nonce was used before")
+    return partner
+
+
+def _refuse(reason: str) -> None:
+    logger.info("signed request refused: %s", reason,
+                extra={"path": request.path, "partner": request.headers.get("X-Partner", "")[:64]})
+    raise Problem("unauthorized", REFUSAL)
