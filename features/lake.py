@@ -5,6 +5,7 @@ Layout::
     lake/manifest.json        the committed state: files, ingest watermark, next file number
     lake/events/seg-*.parquet  events, one row each, in :data:`features.events.LAKE_SCHEMA`
     lake/keys/seg-*.parquet    per events file: key fingerprints and content hashes
+    lake/tmp/                  files being written (never read; emptied by the next writer)
     lake/.lock                 writers (ingestion, compaction) hold it with fcntl.flock
 
 Only files named in the manifest count. A writer writes each file beside its
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +39,7 @@ from features.events import LAKE_SCHEMA
 MANIFEST = "manifest.json"
 EVENTS = "events"
 KEYS = "keys"
+TMP = "tmp"
 LOCK = ".lock"
 
 
@@ -77,7 +80,7 @@ class Manifest:
 def lake_dir(settings: Settings) -> Path:
     """The lake's folder in the data home (created on demand)."""
     path = settings.path("lake", MANIFEST).parent
-    for sub in (EVENTS, KEYS):
+    for sub in (EVENTS, KEYS, TMP):
         (path / sub).mkdir(parents=True, exist_ok=True)
     return path
 
@@ -95,7 +98,8 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
 
     Derived files that can be rebuilt (key files) skip the fsyncs.
     """
-    temp = path.with_name(f".tmp-{os.getpid()}-{path.name}")
+    temp = temp_path(path.parent.parent if path.parent.name in (EVENTS, KEYS) else path.parent,
+                     path.name)
     with open(temp, "wb") as handle:
         handle.write(data)
         if durable:
@@ -104,6 +108,11 @@ def write_atomic(path: Path, data: bytes, *, durable: bool = True) -> None:
     os.replace(temp, path)
     if durable:
         fsync_dir(path.parent)
+
+
+def temp_path(root: Path, name: str) -> Path:
+    """Where a file of the lake rooted at ``root`` is written before it is renamed."""
+    return root / TMP / f"{os.getpid()}-{uuid.uuid4().hex}-{name}"
 
 
 def fsync_dir(folder: Path) -> None:

@@ -15,7 +15,6 @@ import fcntl
 import logging
 import os
 import time
-import uuid
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -36,11 +35,13 @@ from features.lake import (
     KEYS,
     LOCK,
     MANIFEST,
+    TMP,
     Manifest,
     Segment,
     fsync_dir,
     lake_dir,
     read_manifest,
+    temp_path,
     write_atomic,
 )
 from features.lake_keys import HASH_ID, Fingerprints, KeyIndex, fingerprint
@@ -149,9 +150,9 @@ class LakeWriter:
         return manifest
 
     def _write(self, rows: pa.Table, prints: Fingerprints) -> None:
-        name = f"seg-{self._manifest.next_segment:012d}.parquet"
+        name = segment_name(self._manifest.next_segment)
         self._manifest = replace(self._manifest, next_segment=self._manifest.next_segment + 1)
-        temp = self.root / EVENTS / f".tmp-{os.getpid()}-{uuid.uuid4().hex}-{name}"
+        temp = temp_path(self.root, name)
         write_parquet(with_platform_columns(rows, self.ingested_at), temp, self.settings)
         self._pending.append(_Pending(name, temp, rows.num_rows, prints))
         self._pending_keys.add(name, prints)
@@ -212,20 +213,36 @@ def _key_file(root: Path, name: str, hash_id: str) -> Fingerprints:
     return prints
 
 
-def remove_orphans(root: Path, manifest: Manifest) -> None:
-    """Delete what a crashed writer left and retired files past their grace period.
+def remove_orphans(root: Path, manifest: Manifest, *, thorough: bool = False) -> None:
+    """Delete what a crashed writer left, without listing the (large) events folder.
 
-    Called only under the lock, so no other writer is in flight.
+    Called only under the lock, so no writer is in flight: every file in ``tmp/`` is
+    unfinished, and a crashed writer's renamed files are numbered from the manifest's
+    ``next_segment`` on. ``thorough`` (compaction) also lists every folder and deletes
+    any file the manifest does not name, retired files still in their grace period aside.
     """
+    for path in (root / TMP).iterdir():
+        path.unlink(missing_ok=True)
+    number = manifest.next_segment
+    while (root / EVENTS / segment_name(number)).exists() \
+            or (root / KEYS / segment_name(number)).exists():
+        logger.warning("removing uncommitted lake file %s", segment_name(number))
+        (root / EVENTS / segment_name(number)).unlink(missing_ok=True)
+        (root / KEYS / segment_name(number)).unlink(missing_ok=True)
+        number += 1
+    if not thorough:
+        return
     live = {segment.name for segment in manifest.segments}
     live |= {entry["name"] for entry in manifest.retired}
-    for folder in (root / EVENTS, root / KEYS, root):
+    for folder in (root / EVENTS, root / KEYS):
         for path in folder.iterdir():
-            temp = path.name.startswith(".tmp-")
-            orphan = folder != root and path.suffix == ".parquet" and path.name not in live
-            if temp or orphan:
-                logger.warning("removing unfinished lake file %s", path.name)
+            if path.name not in live:
+                logger.warning("removing stray lake file %s", path.name)
                 path.unlink(missing_ok=True)
+
+
+def segment_name(number: int) -> str:
+    return f"seg-{number:012d}.parquet"
 
 
 def _first_of_each_key(prints: Fingerprints, first_index: int, staged: pa.Table) -> np.ndarray:
@@ -296,6 +313,7 @@ def compact(settings: Settings) -> CompactResult:
 
 def _compact(writer: LakeWriter, target: int, grace: float) -> CompactResult:
     root, manifest = writer.root, writer._manifest
+    remove_orphans(root, manifest, thorough=True)
     due, kept = _retire_due(manifest.retired, grace)
     segments: list[Segment] = []
     retired = list(kept)
@@ -304,7 +322,7 @@ def _compact(writer: LakeWriter, target: int, grace: float) -> CompactResult:
         if len(group) == 1:
             segments.append(group[0])
             continue
-        name = f"seg-{next_segment:012d}.parquet"
+        name = segment_name(next_segment)
         next_segment += 1
         segments.append(_merge(root, group, name, writer.settings))
         retired.extend({"name": s.name, "at": time.time()} for s in group)
@@ -343,7 +361,7 @@ def _bins(segments: list[Segment], target: int) -> list[list[Segment]]:
 
 
 def _merge(root: Path, group: list[Segment], name: str, settings: Settings) -> Segment:
-    temp = root / EVENTS / f".tmp-{os.getpid()}-{uuid.uuid4().hex}-{name}"
+    temp = temp_path(root, name)
     compression = None if settings.lake_compression == "none" else settings.lake_compression
     with open(temp, "wb") as handle:
         with pq.ParquetWriter(handle, LAKE_SCHEMA, compression=compression) as out:

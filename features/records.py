@@ -55,7 +55,7 @@ def parse_records(records: Sequence[Any]) -> tuple[pa.Table, list[RowProblem]]:
 
 
 def rows_to_table(rows: list[dict[str, Any]]) -> pa.Table:
-    """Staged rows as an Arrow table, built column-wise.
+    """Staged rows as an Arrow table, built column-wise (far faster than row-wise).
 
     Rows of one kind share their keys in one order, so each group is transposed in
     one ``zip`` and only the columns the kind has are converted; the rest are nulls.
@@ -92,10 +92,7 @@ def parse_record(record: Any) -> dict[str, Any]:
 def _row(event: Any) -> dict[str, Any]:
     if isinstance(event, Correction):
         return _correction_row(event)
-    row = event.__dict__.copy()
-    row["corrects"] = None
-    row["voided"] = None
-    return row
+    return event.__dict__  # read only; absent columns (corrects, voided) become nulls
 
 
 def _correction_row(event: Correction) -> dict[str, Any]:

@@ -29,7 +29,7 @@ from features.ingest_errors import (
     InvalidEvents,
     InvalidFile,
 )
-from features.lake import lake_dir, scan_stored
+from features.lake import lake_dir, lake_files, scan_stored
 from features.records import parse_records
 from tests.features.event_samples import correction, population, record, void
 from web.cli import cli
@@ -341,7 +341,9 @@ def test_an_ingest_killed_half_way_then_rerun_stores_each_event_once(
     assert (result.stored, result.duplicates) == (4500, 0)
     keys = _keys(settings)
     assert len(keys) == len(set(keys)) == 4503
-    assert not [p for p in lake_dir(settings).rglob(".tmp-*")]
+    assert not list((lake_dir(settings) / "tmp").iterdir())
+    assert sorted(p.name for p in (lake_dir(settings) / "events").iterdir()) == \
+        sorted(p.name for p in lake_files(settings))
 
 
 CONCURRENT = textwrap.dedent("""

@@ -17,6 +17,7 @@ from features.lake import (
     EVENTS,
     KEYS,
     MANIFEST,
+    TMP,
     lake_dir,
     lake_files,
     scan_events,
@@ -24,7 +25,7 @@ from features.lake import (
     watermark,
 )
 from features.lake_stats import lake_stats
-from features.lake_writer import compact
+from features.lake_writer import compact, segment_name
 from tests.features.event_samples import correction, population, record, void
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
@@ -140,15 +141,31 @@ def test_naive_times_are_refused_by_the_scan(settings: Settings) -> None:
 def test_files_a_crashed_writer_left_do_not_count_and_are_removed(settings: Settings) -> None:
     ingest_records(settings, population(5))
     root = lake_dir(settings)
-    stray = root / EVENTS / "seg-000000000999.parquet"
-    stray.write_bytes((root / EVENTS / lake_files(settings)[0].name).read_bytes())
-    half = root / EVENTS / ".tmp-123-abc-seg-000000001000.parquet"
+    number = json.loads((root / MANIFEST).read_text())["next_segment"]
+    renamed = [root / folder / segment_name(number) for folder in (EVENTS, KEYS)]
+    for path in renamed:
+        path.write_bytes((root / folder_of(path) / lake_files(settings)[0].name).read_bytes())
+    half = root / TMP / "123-abc-seg-000000001000.parquet"
     half.write_bytes(b"PAR1 half written")
     assert scan_events(settings).collect().height == 5
     assert lake_stats(settings)["events"] == 5
     ingest_records(settings, population(3, prefix="x"))
-    assert not stray.exists() and not half.exists()
+    assert not half.exists()
     assert scan_events(settings).collect().height == 8
+    assert _ids(scan_stored(settings)) == _ids(scan_events(settings))
+
+
+def folder_of(path: Path) -> str:
+    return path.parent.name
+
+
+def test_compaction_removes_any_file_the_manifest_does_not_name(settings: Settings) -> None:
+    ingest_records(settings, population(5))
+    stray = lake_dir(settings) / EVENTS / segment_name(999)
+    stray.write_bytes(b"stray")
+    compact(settings)
+    assert not stray.exists()
+    assert scan_events(settings).collect().height == 5
 
 
 def test_a_lost_key_file_is_rebuilt_and_dedup_still_holds(settings: Settings) -> None:
