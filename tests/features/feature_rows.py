@@ -8,6 +8,7 @@ into a LazyFrame of *resolved* events, the feature engines' input.
 from __future__ import annotations
 
 import itertools
+import tomllib
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -15,7 +16,9 @@ from typing import Any
 import polars as pl
 import pyarrow as pa
 
+from config.feature_definitions import DEFINITIONS_FILE, FeatureSet, parse_feature_definitions
 from features.events import LAKE_SCHEMA
+from features.store import compute_features
 
 AS_OF = date(2025, 7, 1)
 D = datetime(2025, 7, 1, tzinfo=UTC)
@@ -58,3 +61,39 @@ def table(rows: list[dict[str, Any]]) -> pa.Table:
 def lake(rows: list[dict[str, Any]]) -> pl.LazyFrame:
     """Resolved events (no corrections pending) as the engines receive them."""
     return pl.from_arrow(table(rows)).lazy()  # type: ignore[union-attr]
+
+
+def definitions(*features: dict[str, Any]) -> FeatureSet:
+    """A feature set of just these [[feature]] tables (the real file's header)."""
+    document = tomllib.loads(DEFINITIONS_FILE.read_text(encoding="utf-8"))
+    defaults = {"dimension": "behaviour", "description_en": "x {window}",
+                "description_zh": "x {window}", "direction": 0, "actionable": False,
+                "null_policy": "null", "windows": ["all"]}
+    document["feature"] = [{**defaults, **feature} for feature in features]
+    return parse_feature_definitions(document)
+
+
+def features_of(rows: list[dict[str, Any]], *feature_tables: dict[str, Any],
+                as_of: date = AS_OF) -> dict[str, dict[str, float | None]]:
+    """user_id -> feature -> value, computed by the Polars engine from these lake rows."""
+    frame = compute_features(lake(rows), as_of=as_of, definitions=definitions(*feature_tables))
+    return {row.pop("user_id"): row for row in frame.to_dicts()}
+
+
+def record(kind: str, user: str, when: datetime, *, reported_at: datetime | None = None,
+           source: str = "src", event_id: str | None = None, **payload: Any) -> dict[str, Any]:
+    """One input record as a furnisher sends it (for ingestion into a real lake)."""
+    out: dict[str, Any] = {"kind": kind, "source": source, "event_id": event_id or f"r{next(_ids)}",
+                           "user_id": user, "event_time": when,
+                           "reported_at": reported_at or when + timedelta(hours=1)}
+    for name, value in payload.items():
+        out[name] = Decimal(str(value)) if name in MONEY and value is not None else value
+    return out
+
+
+def repayment_record(user: str, days_ago: float, days_late: int, *, amount: float = 100.0,
+                     **extra: Any) -> dict[str, Any]:
+    when = ago(days_ago)
+    return record("repayment", user, when, account_id="acc", amount=amount, amount_due=amount,
+                  currency="CNY", due_date=when.date() - timedelta(days=days_late),
+                  paid_date=when.date(), **extra)
