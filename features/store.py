@@ -150,7 +150,8 @@ def latest_snapshot(settings: Settings) -> SnapshotManifest | None:
 
 
 def snapshot_dir(settings: Settings, as_of: date, as_known_at: datetime) -> Path:
-    stamp = as_known_at.astimezone(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    moment = as_known_at.astimezone(UTC)
+    stamp = moment.strftime("%Y%m%dT%H%M%S") + (f".{moment:%f}" if moment.microsecond else "") + "Z"
     return settings.path(*SNAPSHOTS, f"asof-{as_of.isoformat()}_known-{stamp}")
 
 
