@@ -165,3 +165,14 @@ def test_file_and_record_validation_agree(records: list[dict[str, Any]], tmp_pat
         assert staged.table is not None
         assert staged.table.schema == STAGED_SCHEMA
         assert staged.table.to_pylist() == table.to_pylist()
+
+
+def test_the_documented_examples_are_valid_and_cover_every_kind() -> None:
+    text = (Path(__file__).resolve().parents[2] / "docs" / "events.md").read_text()
+    blocks = text.split("```json")[1:]
+    examples = [json.loads(line) for block in blocks
+                for line in block.split("```")[0].strip().splitlines()]
+    table, problems = parse_records(examples)
+    assert problems == []
+    assert {e["kind"] for e in examples} == {*EXAMPLES, "correction"}
+    assert table.num_rows == len(examples)

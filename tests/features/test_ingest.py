@@ -31,7 +31,7 @@ from features.ingest_errors import (
 )
 from features.lake import lake_dir, lake_files, scan_stored
 from features.records import parse_records
-from tests.features.event_samples import correction, population, record, void
+from tests.features.event_samples import EXAMPLES, correction, population, record, void
 from web.cli import cli
 
 REPO = Path(__file__).resolve().parents[2]
@@ -400,3 +400,26 @@ def test_events_stats_json_has_the_total_and_counts_by_kind(settings: Settings) 
     assert document["by_kind"]["payment"] == 2 and len(document["by_kind"]) == 13
     text = CliRunner().invoke(cli, ["events", "stats"])
     assert "events: 26" in text.output
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
+def test_events_sent_by_the_api_are_duplicates_when_sent_again_as_a_file(
+        settings: Settings, tmp_path: Path, suffix: str) -> None:
+    events = [*population(26), void(record("payment", event_id="e6"), "void-6")]
+    ingest_records(settings, events)
+    again = ingest_files(settings, [_write(tmp_path / f"again{suffix}", events)])
+    assert (again.stored, again.duplicates) == (0, 27)
+
+
+def test_the_simulators_events_ingest_cleanly(settings: Settings, tmp_path: Path) -> None:
+    from datetime import date
+
+    from features.simulate import simulate
+
+    summary = simulate(users=200, months=6, seed=3, out_dir=tmp_path / "sim",
+                       end=date(2025, 6, 1), bad_rate=0.05, chunk_users=200)
+    result = ingest_files(settings, summary.event_files)
+    assert result.stored == result.received == summary.events > 0
+    kinds = set(scan_stored(settings).select("kind").unique().collect().to_series())
+    assert kinds <= set(EXAMPLES) and len(kinds) >= 10
+    assert ingest_files(settings, summary.event_files).stored == 0
