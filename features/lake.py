@@ -68,7 +68,7 @@ class Manifest:
         return sum(segment.rows for segment in self.segments)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), indent=1)
+        return json.dumps(asdict(self), separators=(",", ":"))
 
     @classmethod
     def from_json(cls, text: str) -> Manifest:
