@@ -21,6 +21,7 @@ from flask import Response, g, request
 
 from features.ingest import ingest_records
 from features.ingest_errors import IngestError
+from scoring.publish import current_score, score_history
 from web import disclosure
 from web.consent import SCOPE_RANK, Access, resolve_access, user_ids_for_open_ids
 from web.inquiries import (
@@ -123,8 +124,6 @@ def history(open_id: str, query_data: ScoreQuery) -> Response:
     def compute() -> tuple[dict[str, Any], list[Disclosure]]:
         access = _access(partner, open_id, query_data.purpose, minimum_scope="score_history")
         assert access.scope is not None
-        from scoring.publish import score_history
-
         body, fields = disclosure.history(score_history(current_state().engine, access.user_id),
                                           open_id=open_id, purpose=query_data.purpose,
                                           scope=access.scope, language=_language())
@@ -177,8 +176,6 @@ def _one_answer(partner: PartnerInfo, open_id: str, purpose: str, *,
                 minimum_scope: str) -> tuple[dict[str, Any], Disclosure]:
     access = _access(partner, open_id, purpose, minimum_scope=minimum_scope)
     assert access.scope is not None
-    from scoring.publish import current_score
-
     published = current_score(current_state().engine, access.user_id)
     body, fields = disclosure.answer(published, open_id=open_id, purpose=purpose, scope=access.scope,
                                      threshold=partner.pass_threshold(purpose), language=_language())

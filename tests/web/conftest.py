@@ -19,6 +19,7 @@ from sqlalchemy import Engine
 from werkzeug.serving import make_server
 
 from config.settings import Settings
+from scoring.publish import ScoreRecord, publish_scores
 from tests.conftest import LiveServer
 from web.consent import grant_consent
 from web.partners import PartnerInfo, create_partner
@@ -120,17 +121,16 @@ def grant(engine: Engine) -> Callable[..., str]:
     return grant_
 
 
-def score_record(user_id: str, score: int | None, *, band: str | None = "good") -> dict[str, Any]:
-    """One published-score record as scoring.publish takes it."""
-    return {
-        "user_id": user_id, "score": score, "score_unclipped": None if score is None else score + 0.3,
-        "band_code": band if score is not None else None, "base_points": 600.0,
-        "features": {"late_payments_12m": -12.5}, "dimensions": {"credit_history": -12.5, "behaviour": 3.0},
-        "reasons": [{"code": f"reason_{i}", "text_en": f"Reason {i}", "text_zh": f"原因 {i}",
-                     "points": -10.0 + i} for i in range(6)] if score is not None else [],
-        "tips": [], "status": "scored" if score is not None else "insufficient_data",
-        "reason": None if score is not None else "insufficient_data", "clipped": False,
-    }
+def score_record(user_id: str, score: int | None, *, band: str | None = "good") -> ScoreRecord:
+    """One published-score record, with six reasons (the API shows four)."""
+    return ScoreRecord(
+        user_id=user_id, score=score, score_unclipped=None if score is None else score + 0.3,
+        band_code=band if score is not None else None, base_points=600.0,
+        features={"late_payments_12m": -12.5}, dimensions={"credit_history": -12.5, "behaviour": 3.0},
+        reasons=[{"code": f"reason_{i}", "text_en": f"Reason {i}", "text_zh": f"原因 {i}",
+                  "points": -10.0 + i} for i in range(6)] if score is not None else [],
+        tips=[], status="scored" if score is not None else "insufficient_data",
+        reason=None if score is not None else "insufficient_data")
 
 
 @pytest.fixture
@@ -139,8 +139,6 @@ def publish(engine: Engine) -> Callable[..., None]:
 
     def publish_(scores: dict[str, int | None], *, as_of: date = date(2026, 1, 1),
                  bands: dict[str, str] | None = None) -> None:
-        from scoring.publish import publish_scores  # imported here: lead's tests in tests/web need not
-
         records = [score_record(user, value, band=(bands or {}).get(user, "good"))
                    for user, value in scores.items()]
         publish_scores(engine, as_of=as_of, model_version="m-test", snapshot_id="snap-test", records=records)

@@ -31,6 +31,12 @@ REDIS_URL = os.environ.get("ALTCREDIT_TEST_REDIS_URL", "")  # read before the fi
 REFUSAL = "the request is not signed, or its signature is not accepted"
 
 
+@pytest.fixture
+def database_url(sqlite_only: str) -> str:
+    """SQLite only: nothing here depends on the database (test_inquiries covers PostgreSQL)."""
+    return sqlite_only
+
+
 def assert_refused(response) -> None:  # type: ignore[no-untyped-def]
     assert response.status_code == 401, response.text
     assert response.headers["Content-Type"] == "application/problem+json"
