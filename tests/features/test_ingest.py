@@ -423,3 +423,19 @@ def test_the_simulators_events_ingest_cleanly(settings: Settings, tmp_path: Path
     kinds = set(scan_stored(settings).select("kind").unique().collect().to_series())
     assert kinds <= set(EXAMPLES) and len(kinds) >= 10
     assert ingest_files(settings, summary.event_files).stored == 0
+
+
+def test_events_stats_of_an_empty_lake_says_zero(settings: Settings) -> None:
+    result = CliRunner().invoke(cli, ["events", "stats", "--json"])
+    assert result.exit_code == 0, result.output
+    document = json.loads(result.output)
+    assert (document["events"], document["by_kind"], document["watermark"]) == (0, {}, None)
+
+
+def test_the_compact_command_merges_files_and_keeps_the_events(settings: Settings) -> None:
+    for start in range(0, 12, 4):
+        ingest_records(settings, population(12)[start:start + 4])
+    result = CliRunner().invoke(cli, ["events", "compact"])
+    assert result.exit_code == 0, result.output
+    assert "3 files -> 1 files (12 rows" in result.output
+    assert len(_keys(settings)) == 12
