@@ -66,6 +66,8 @@ class Settings(BaseSettings):
         ge=1000, description="Rows read, validated and written at a time by file ingestion.")
     lake_compression: Literal["zstd", "snappy", "lz4", "none"] = Field(
         description="Parquet compression of lake files.")
+    lake_fsync: bool = Field(
+        description="fsync lake files and folders at each commit (off: faster, not crash-safe).")
     lake_late_days: float = Field(
         gt=0, description="Days from event_time to known_at beyond which an event arrived late.")
     lake_compact_target_rows: int = Field(

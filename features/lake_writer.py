@@ -136,12 +136,14 @@ class LakeWriter:
             write_atomic(self.root / KEYS / pending.name, _parquet_bytes(pending.prints.to_arrow()),
                          durable=False)
             os.replace(pending.temp, self.root / EVENTS / pending.name)
-        fsync_dir(self.root / EVENTS)
+        if self.settings.lake_fsync:
+            fsync_dir(self.root / EVENTS)
         stamp = self.ingested_at.isoformat()
         segments = [Segment(p.name, p.rows, stamp, stamp) for p in self._pending]
         manifest = replace(self._manifest, segments=[*self._manifest.segments, *segments],
                            watermark=stamp, hash_id=HASH_ID)
-        write_atomic(self.root / MANIFEST, manifest.to_json().encode())
+        write_atomic(self.root / MANIFEST, manifest.to_json().encode(),
+                     durable=self.settings.lake_fsync)
         for pending in self._pending:
             self._index.add(pending.name, pending.prints)
         logger.info("lake commit: %d files, %d rows, watermark %s", len(segments),
@@ -184,7 +186,8 @@ def write_parquet(table: pa.Table, path: Path, settings: Settings) -> None:
     with open(path, "wb") as handle:
         pq.write_table(table, handle, compression=compression)
         handle.flush()
-        os.fsync(handle.fileno())
+        if settings.lake_fsync:
+            os.fsync(handle.fileno())
 
 
 def known_keys(root: Path, manifest: Manifest) -> KeyIndex:
