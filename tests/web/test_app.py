@@ -124,3 +124,21 @@ def test_openapi_document_is_generated(live_server: LiveServer) -> None:
     document = live_server.get("/openapi.json").json()
     assert document["openapi"].startswith("3.1")
     assert "/healthz" in document["paths"]
+
+
+def test_readyz_refuses_while_a_drift_alarm_stands(live_server: LiveServer) -> None:
+    from datetime import date
+
+    import numpy as np
+
+    from scoring.drift import build_profile, compare, save_report
+
+    rng = np.random.default_rng(0)
+    profile = build_profile("v1", {"score": rng.normal(600, 50, 2000)})
+    shifted = compare(profile, {"score": rng.normal(700, 50, 2000)}, as_of=date(2026, 11, 1),
+                      warn=0.1, alarm=0.25)
+    with live_server.app.app_context():
+        save_report(current_state().settings, shifted)
+    response = live_server.get("/readyz")
+    assert response.status_code == 503
+    assert "drift alarm" in response.json()["checks"]["drift"]["detail"]
