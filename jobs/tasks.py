@@ -44,10 +44,11 @@ def retrain(context: JobContext) -> JobResult:
 
 
 def drift_monitor(context: JobContext) -> JobResult:
-    from scoring.drift import monitor_drift
+    from scoring.drift import details
+    from scoring.drift_monitor import monitor_drift
 
     report = monitor_drift(context.settings, as_of=context.as_of)
-    return JobResult(rows={"features": len(report.features)}, details=_plain(report))
+    return JobResult(rows={"features": len(report.features)}, details=details(report))
 
 
 TASKS: dict[str, Task] = {
