@@ -160,20 +160,44 @@ def main() -> None:
               f"(target >= 0.25x)")
 
         payloads = api_batches(batches)
+        total = sum(len(batch) for batch in payloads)
         began = time.perf_counter()
         for batch in payloads:
             json.loads(json.dumps(batch))
         json_seconds = time.perf_counter() - began
-        began = time.perf_counter()
-        for batch in payloads:
-            ingest_records(settings, batch)
-        api_seconds = time.perf_counter() - began
-        total = sum(len(batch) for batch in payloads)
-        print(f"api      ingest_records, {len(payloads)} batches of 1,000: "
-              f"{total / api_seconds:10,.0f} events/s (aim 50,000/s)")
-        print(f"baseline json round trip of the same batches: {total / json_seconds:10,.0f} "
-              f"events/s; service/json ratio {json_seconds / api_seconds:.2f}x")
+        floor = fsync_floor(work / "fsync", len(payloads))
+        print(f"baseline json round trip of the batches: {total / json_seconds:12,.0f} events/s")
+        print(f"baseline 4 fsyncs per commit (what a durable commit costs on this disk): "
+              f"{floor * 1e3:.1f} ms -> at most {1000 / floor:,.0f} events/s per 1,000-batch")
+        for durable in (True, False):
+            home = work / f"api-{durable}"
+            api = load_settings(home=home, log_format="text", log_level="WARNING",
+                                lake_fsync=durable)
+            began = time.perf_counter()
+            for batch in payloads:
+                ingest_records(api, batch)
+            rate = total / (time.perf_counter() - began)
+            print(f"api      ingest_records, {len(payloads)} batches of 1,000, lake_fsync="
+                  f"{str(durable).lower():5}: {rate:10,.0f} events/s (aim 50,000/s); "
+                  f"service/json {rate * json_seconds / total:.2f}x")
 
+
+def fsync_floor(folder: Path, count: int) -> float:
+    """Median seconds of the four fsyncs a commit makes (two files, two folders)."""
+    folder.mkdir()
+    times = []
+    for number in range(max(count, 20)):
+        began = time.perf_counter()
+        for name in ("data", "manifest"):
+            with open(folder / f"{name}-{number}", "wb") as handle:
+                handle.write(b"x" * 30_000)
+                handle.flush()
+                os.fsync(handle.fileno())
+            descriptor = os.open(folder, os.O_RDONLY)
+            os.fsync(descriptor)
+            os.close(descriptor)
+        times.append(time.perf_counter() - began)
+    return sorted(times)[len(times) // 2]
 
 if __name__ == "__main__":
     main()
