@@ -260,3 +260,20 @@ def test_the_manifest_is_the_only_commit_point(settings: Settings) -> None:
     manifest = json.loads((lake_dir(settings) / MANIFEST).read_text())
     assert [s["name"] for s in manifest["segments"]] == [p.name for p in lake_files(settings)]
     assert manifest["watermark"] == watermark(settings).isoformat()  # type: ignore[union-attr]
+
+
+def test_readers_see_committed_events_only_while_a_writer_works(settings: Settings) -> None:
+    from features.lake_writer import LakeWriter
+    from features.records import parse_records
+
+    ingest_records(settings, population(4))
+    staged, _ = parse_records(population(6, prefix="new"))
+    with LakeWriter(settings) as writer:
+        writer.add(staged)
+        assert scan_events(settings).collect().height == 4
+        assert lake_stats(settings)["events"] == 4
+        writer.commit()
+        assert scan_events(settings).collect().height == 10
+    with LakeWriter(settings) as writer:
+        writer.add(parse_records(population(3, prefix="dropped"))[0])
+    assert scan_events(settings).collect().height == 10
