@@ -327,7 +327,7 @@ def _compact(writer: LakeWriter, target: int, grace: float) -> CompactResult:
             continue
         name = segment_name(next_segment)
         next_segment += 1
-        segments.append(_merge(root, group, name, writer.settings))
+        segments.append(_merge(root, group, name, writer.settings, manifest.hash_id))
         retired.extend({"name": s.name, "at": time.time()} for s in group)
     if grace == 0:
         due += [entry["name"] for entry in retired]
@@ -363,7 +363,8 @@ def _bins(segments: list[Segment], target: int) -> list[list[Segment]]:
     return [group for group in groups if group]
 
 
-def _merge(root: Path, group: list[Segment], name: str, settings: Settings) -> Segment:
+def _merge(root: Path, group: list[Segment], name: str, settings: Settings,
+           hash_id: str) -> Segment:
     temp = temp_path(root, name)
     compression = None if settings.lake_compression == "none" else settings.lake_compression
     with open(temp, "wb") as handle:
@@ -372,8 +373,8 @@ def _merge(root: Path, group: list[Segment], name: str, settings: Settings) -> S
                 out.write_table(pq.read_table(root / EVENTS / segment.name, schema=LAKE_SCHEMA))
         handle.flush()
         os.fsync(handle.fileno())
-    keys = pa.concat_tables(pq.read_table(root / KEYS / s.name) for s in group)
-    write_atomic(root / KEYS / name, _parquet_bytes(keys), durable=False)
+    keys = Fingerprints.concat([_key_file(root, s.name, hash_id) for s in group])
+    write_atomic(root / KEYS / name, _parquet_bytes(keys.to_arrow()), durable=False)
     os.replace(temp, root / EVENTS / name)
     fsync_dir(root / EVENTS)
     return Segment(name, sum(s.rows for s in group), min(s.min_ingested_at for s in group),

@@ -277,3 +277,14 @@ def test_readers_see_committed_events_only_while_a_writer_works(settings: Settin
     with LakeWriter(settings) as writer:
         writer.add(parse_records(population(3, prefix="dropped"))[0])
     assert scan_events(settings).collect().height == 10
+
+
+def test_compaction_rebuilds_a_lost_key_file(settings: Settings) -> None:
+    events = population(8)
+    ingest_records(settings, events[:4])
+    ingest_records(settings, events[4:])
+    for path in (lake_dir(settings) / KEYS).glob("*.parquet"):
+        path.write_bytes(b"lost in a crash")
+    compact(settings)
+    _forget_cached_keys()
+    assert ingest_records(settings, events).duplicates == 8
