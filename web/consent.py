@@ -215,21 +215,27 @@ class Access:
     state: str                 # active | expired | revoked | none
 
 
+# The lookup's one query, built once (it runs on every lookup).
+_ACCESS = (
+    sa.select(OpenId.user_id, Consent.scope, Consent.expires_at, Consent.revoked_at)
+    .select_from(OpenId)
+    .outerjoin(Consent, sa.and_(Consent.partner_id == OpenId.partner_id,
+                                Consent.user_id == OpenId.user_id,
+                                Consent.purpose == sa.bindparam("purpose")))
+    .where(OpenId.open_id == sa.bindparam("open_id"), OpenId.partner_id == sa.bindparam("partner_id"))
+    .order_by(Consent.granted_at.desc(), Consent.id.desc())  # type: ignore[attr-defined, union-attr]
+    .limit(1)
+)
+
+
 def resolve_access(connection: Connection, *, partner_id: int, open_id: str, purpose: str) -> Access | None:
     """The user behind ``open_id`` for this partner and their latest consent for ``purpose``.
 
     None when the open id is unknown *to this partner* (another partner's open
     id is as unknown as a made-up one). One query, on the hot path of a lookup.
     """
-    row = connection.execute(
-        sa.select(OpenId.user_id, Consent.scope, Consent.expires_at, Consent.revoked_at)
-        .select_from(OpenId)
-        .outerjoin(Consent, sa.and_(Consent.partner_id == OpenId.partner_id,
-                                    Consent.user_id == OpenId.user_id, Consent.purpose == purpose))
-        .where(OpenId.open_id == open_id, OpenId.partner_id == partner_id)
-        .order_by(Consent.granted_at.desc(), Consent.id.desc())  # type: ignore[attr-defined, union-attr]
-        .limit(1)
-    ).first()
+    row = connection.execute(_ACCESS, {"open_id": open_id, "partner_id": partner_id,
+                                       "purpose": purpose}).first()
     if row is None:
         return None
     if row.scope is None:

@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import hashlib
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Field, SQLModel
 
@@ -64,6 +65,9 @@ class PartnerTransaction(SQLModel, table=True):
     status: int
     body: str = Field(sa_type=sa.Text)
     created_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
+
+
+_INSERT_INQUIRY = sa.insert(Inquiry)
 
 
 @dataclass(frozen=True)
@@ -118,13 +122,16 @@ def stored_answer(engine: Engine, transaction: Transaction, *, max_age: timedelt
 
 def log_and_store(engine: Engine, disclosures: list[Disclosure], *, partner_id: int, endpoint: str,
                   request_id: str, answer: StoredAnswer, transaction: Transaction | None,
-                  max_age: timedelta) -> StoredAnswer:
+                  max_age: timedelta,
+                  first: Callable[[Connection], None] | None = None) -> StoredAnswer:
     """Write the inquiry rows (and the answer, for a transaction id) in one transaction.
 
     Returns the answer to send: ``answer`` itself, or — when a concurrent twin
     with the same transaction id committed first — the twin's answer, with no
     inquiry written by this request. Raises :class:`InquiryLogUnavailable`
-    when nothing could be written.
+    when nothing could be written. ``first`` runs first inside the same
+    transaction (the partner API spends the request's nonce there); whatever it
+    raises rolls everything back and propagates.
     """
     now = utcnow()
     rows = [{"created_at": now, "partner_id": partner_id, "user_id": item.user_id,
@@ -134,10 +141,12 @@ def log_and_store(engine: Engine, disclosures: list[Disclosure], *, partner_id: 
             for item in disclosures]
     try:
         with engine.begin() as connection:
+            if first is not None:
+                first(connection)
             if transaction is not None:
                 _claim_transaction(connection, transaction, answer, now=now, max_age=max_age)
             if rows:
-                connection.execute(sa.insert(Inquiry), rows)
+                connection.execute(_INSERT_INQUIRY, rows)
     except IntegrityError:
         if transaction is None:
             raise InquiryLogUnavailable("the inquiry log refused the rows") from None

@@ -34,7 +34,7 @@ from web.inquiries import (
     request_fingerprint,
     stored_answer,
 )
-from web.partner_auth import authenticate, request_target
+from web.partner_auth import authenticate, claim_nonce, reclaim_nonce, request_target, settle
 from web.partner_schemas import (
     BatchAnswer,
     BatchRequest,
@@ -64,6 +64,11 @@ def _authenticate() -> None:
     g.partner = authenticate()
     if request.method == "POST" and not request.is_json:
         raise Problem("unsupported-media-type", "send the body as application/json")
+
+
+@bp.after_request
+def _settle(response: Response) -> Response:
+    return settle(response)
 
 
 # -- routes ---------------------------------------------------------------------
@@ -147,6 +152,7 @@ def events(json_data: EventsRequest) -> Response:
     records = json_data.events
     if partner.role != "furnisher":
         records = _with_user_ids(partner, records)
+    claim_nonce()  # before anything is stored
     try:
         result = ingest_records(state.settings, records, source_override=partner.name)
     except IngestError as error:
@@ -200,9 +206,12 @@ def _answered(endpoint: str, compute: Callable[[], tuple[dict[str, Any], list[Di
     answer = StoredAnswer(200, json.dumps(body, ensure_ascii=False))
     if disclosed or transaction is not None:
         try:
+            ours = answer
             answer = log_and_store(state.engine, disclosed, partner_id=partner.id, endpoint=endpoint,
                                    request_id=g.request_id, answer=answer, transaction=transaction,
-                                   max_age=max_age)
+                                   max_age=max_age, first=claim_nonce)
+            if answer is not ours:  # a concurrent twin won; our transaction (and nonce) rolled back
+                reclaim_nonce()
         except InquiryLogUnavailable:
             raise Problem("unavailable", "the inquiry log cannot be written, so nothing is "
                           "disclosed; retry later") from None

@@ -4,19 +4,28 @@ Order matters: the signature (and the partner's existence and standing) is
 checked before the rate limit is counted, and the nonce is spent only after
 both — so unsigned noise spends neither a partner's quota nor its nonces, and
 every refusal is the same 401 (the server logs which check failed).
+
+With the database nonce store, a lookup spends its nonce inside the transaction
+that writes its inquiry (:func:`claim_nonce` with that connection): one commit
+per lookup instead of two, and a replay is refused before anything is
+disclosed because that transaction commits before the answer is sent. Every
+other request spends its nonce when it ends (``after_request``), and a reused
+nonce turns any answer into the same 401.
 """
 
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import NoReturn
 from urllib.parse import urlsplit
 
-from flask import Flask, current_app, request
+from flask import Flask, Response, current_app, g, request
+from sqlalchemy import Connection
 
 from web import rate_limits
 from web.partners import PartnerInfo, find_partner
-from web.problems import Problem
+from web.problems import Problem, problem_response
 from web.signing import (
     REFUSAL,
     NonceStore,
@@ -70,13 +79,45 @@ def authenticate() -> PartnerInfo:
     except SignatureRefused as refused:
         _refuse(refused.reason)
     rate_limits.hit(partner.rate_limit, "partner", partner.name)
-    auth: PartnerAuth = current_app.extensions[EXTENSION]
-    if not auth.nonces.claim(partner.id, parts.nonce):
-        _refuse("the nonce was used before")
+    g.pending_nonce = (partner.id, parts.nonce)
+    if not _store().joins_transaction:
+        claim_nonce()
     return partner
 
 
-def _refuse(reason: str) -> None:
+def _store() -> NonceStore:
+    auth: PartnerAuth = current_app.extensions[EXTENSION]
+    return auth.nonces
+
+
+def claim_nonce(connection: Connection | None = None) -> None:
+    """Spend this request's nonce (in ``connection``'s transaction when given), or refuse with 401."""
+    pending = g.pop("pending_nonce", None)
+    if pending is None:
+        return
+    if connection is not None:
+        g.nonce_in_transaction = pending  # to spend again if that transaction is rolled back
+    if not _store().claim(*pending, connection=connection):
+        _refuse("the nonce was used before")
+
+
+def reclaim_nonce() -> None:
+    """Spend the nonce again on its own: the transaction it was spent in was rolled back."""
+    g.pending_nonce = g.pop("nonce_in_transaction", None)
+    claim_nonce()
+
+
+def settle(response: Response) -> Response:
+    """After a /v1 request: spend a nonce the request has not spent; a reused one becomes 401."""
+    try:
+        claim_nonce()
+    except Problem as refused:
+        response = problem_response(refused)
+    _store().purge_expired()
+    return response
+
+
+def _refuse(reason: str) -> NoReturn:
     logger.info("signed request refused: %s", reason,
                 extra={"path": request.path, "partner": request.headers.get("X-Partner", "")[:64]})
     raise Problem("unauthorized", REFUSAL)

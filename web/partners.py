@@ -82,6 +82,9 @@ _COLUMNS = (Partner.id, Partner.name, Partner.public_key_pem, Partner.role, Part
             Partner.rate_limit, Partner.pass_thresholds, Partner.redirect_uri)
 
 
+_BY_NAME = sa.select(*_COLUMNS).where(Partner.name == sa.bindparam("name"))  # built once: hot path
+
+
 def _info(row: Any) -> PartnerInfo:
     return PartnerInfo(id=row.id, name=row.name, public_key_pem=row.public_key_pem, role=row.role,
                        disabled=bool(row.disabled), rate_limit=row.rate_limit,
@@ -167,7 +170,7 @@ def create_partner(engine: Engine, name: str, *, public_key_pem: str, rate_limit
 
 def find_partner(engine: Engine, name: str) -> PartnerInfo | None:
     with engine.connect() as connection:
-        row = connection.execute(sa.select(*_COLUMNS).where(Partner.name == name)).first()
+        row = connection.execute(_BY_NAME, {"name": name}).first()
     return _info(row) if row is not None else None
 
 

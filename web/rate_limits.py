@@ -1,39 +1,64 @@
-"""Rate limits with flask-limiter: per partner on the API, per client address on sign-in.
+"""Rate limits: per partner on the API, per client address on sign-in.
 
-Each app gets its own :class:`flask_limiter.Limiter` (so two apps in one
-process never share counters); its storage is Redis when ``redis_url`` is set,
-shared by every worker and host, and process memory otherwise — where each
-gunicorn worker counts on its own, so the effective limit is the configured one
-times the number of workers. Limits are hit explicitly, after a request's
-signature is verified, so that unsigned noise never spends a partner's quota.
-A spent limit answers 429 ``rate-limited`` with ``Retry-After``.
+Counting is done by ``limits``, the library flask-limiter is built on, with the
+same storage URIs and fixed-window strategy: Redis when ``redis_url`` is set
+(shared by every worker and host), process memory otherwise — where each
+gunicorn worker counts on its own, so the effective limit is the configured
+one times the number of workers. Limits are hit explicitly, after a request's
+signature is verified, so unsigned noise never spends a partner's quota; the
+extension's per-request hooks (which evaluate decorator limits on every
+request) are not installed, as no route uses them. Each app has its own
+counters. A spent limit answers 429 ``rate-limited`` with ``Retry-After``.
 """
 
 from __future__ import annotations
 
 import math
 import time
+from dataclasses import dataclass
 from functools import lru_cache
 
 from flask import Flask, current_app
-from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
 from limits import RateLimitItem, parse
+from limits.storage import MemoryStorage, Storage, storage_from_string
+from limits.strategies import FixedWindowRateLimiter
 
 from web.problems import Problem
 
-EXTENSION = "altcredit_limiter"
+EXTENSION = "altcredit_rate_limits"
 
 
-def init_app(app: Flask) -> Limiter:
-    """Attach this app's limiter (Redis or memory storage, by the settings)."""
+class LazyMemoryStorage(MemoryStorage):
+    """``limits``' memory storage, forgetting expired counters inline once a second.
+
+    The stock storage starts a timer thread whenever its last one has finished,
+    which under load means a thread start every few requests; counters already
+    expire lazily on read, so sweeping now and then is enough.
+    """
+
+    STORAGE_SCHEME = ["altcredit-memory"]  # noqa: RUF012 (the registry reads a list)
+    _next_sweep = 0.0
+
+    def _MemoryStorage__schedule_expiry(self) -> None:
+        now = time.monotonic()
+        if now >= self._next_sweep:
+            self._next_sweep = now + 1.0
+            self._MemoryStorage__expire_events()  # type: ignore[attr-defined]
+
+
+@dataclass
+class RateLimits:
+    storage: Storage
+    strategy: FixedWindowRateLimiter
+
+
+def init_app(app: Flask) -> RateLimits:
+    """Attach this app's counters (Redis or memory storage, by the settings)."""
     settings = app.extensions["altcredit"].settings
-    limiter = Limiter(key_func=get_remote_address,
-                      storage_uri=settings.redis_url or "memory://",
-                      strategy="fixed-window", key_prefix="altcredit")
-    limiter.init_app(app)
-    app.extensions[EXTENSION] = limiter
-    return limiter
+    storage = storage_from_string(settings.redis_url or "altcredit-memory://")
+    limits = RateLimits(storage=storage, strategy=FixedWindowRateLimiter(storage))
+    app.extensions[EXTENSION] = limits
+    return limits
 
 
 @lru_cache(maxsize=256)
@@ -43,11 +68,12 @@ def _parsed(limit: str) -> RateLimitItem:
 
 def hit(limit: str, *keys: str) -> None:
     """Count one request against ``limit`` for ``keys``; raise the 429 problem when it is spent."""
-    limiter: Limiter = current_app.extensions[EXTENSION]
+    limits: RateLimits = current_app.extensions[EXTENSION]
     item = _parsed(limit)
-    if limiter.limiter.hit(item, *keys):
+    scope = ("altcredit", *keys)
+    if limits.strategy.hit(item, *scope):
         return
-    reset_at, _remaining = limiter.limiter.get_window_stats(item, *keys)
+    reset_at, _remaining = limits.strategy.get_window_stats(item, *scope)
     retry_after = max(1, math.ceil(reset_at - time.time()))
     raise Problem("rate-limited", f"rate limit {limit} exhausted",
                   headers={"Retry-After": str(retry_after)})

@@ -30,7 +30,7 @@ from typing import Protocol
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
 
@@ -123,8 +123,15 @@ def verify(public_key: Ed25519PublicKey, parts: SignedParts, *, method: str, tar
 
 
 class NonceStore(Protocol):
-    def claim(self, partner_id: int, nonce: str) -> bool:
+    #: True when a claim can join the caller's database transaction (so a lookup spends
+    #: its nonce and writes its inquiry in one commit).
+    joins_transaction: bool
+
+    def claim(self, partner_id: int, nonce: str, connection: Connection | None = None) -> bool:
         """Record the nonce; False when it was already seen within the window."""
+
+    def purge_expired(self) -> None:
+        """Forget what the window no longer needs (a no-op where the store expires by itself)."""
 
 
 class UsedNonce(SQLModel, table=True):
@@ -136,8 +143,13 @@ class UsedNonce(SQLModel, table=True):
     seen_at: datetime = Field(sa_type=sa.DateTime(timezone=True))
 
 
+_INSERT_NONCE = sa.insert(UsedNonce)
+
+
 class DatabaseNonceStore:
     """Nonces in the app database: the primary key refuses a second claim, across all workers."""
+
+    joins_transaction = True
 
     def __init__(self, engine: Engine, *, keep_seconds: int) -> None:
         self.engine = engine
@@ -145,29 +157,38 @@ class DatabaseNonceStore:
         self._next_purge = 0.0
         self._lock = threading.Lock()
 
-    def claim(self, partner_id: int, nonce: str) -> bool:
+    def claim(self, partner_id: int, nonce: str, connection: Connection | None = None) -> bool:
+        """Insert the nonce, in ``connection``'s transaction when given (its caller commits)."""
         now = utcnow()
+        values = {"partner_id": partner_id, "nonce": nonce, "seen_at": now}
         try:
-            with self.engine.begin() as connection:
-                connection.execute(sa.insert(UsedNonce).values(partner_id=partner_id, nonce=nonce,
-                                                               seen_at=now))
+            if connection is not None:  # a refusal aborts the caller's transaction, as it should
+                connection.execute(_INSERT_NONCE, values)
+            else:
+                with self.engine.begin() as own:
+                    own.execute(_INSERT_NONCE, values)
         except IntegrityError:
             return False
-        self._purge_now_and_then(now)
         return True
 
-    def _purge_now_and_then(self, now: datetime) -> None:
-        """Forget nonces older than the window, at most once a minute per process."""
+    def purge_expired(self) -> None:
+        """Forget nonces older than the window, at most once a minute per process.
+
+        Called between requests, never inside a caller's transaction (on SQLite a
+        second writer would wait for that transaction's lock).
+        """
         with self._lock:
             if time.monotonic() < self._next_purge:
                 return
             self._next_purge = time.monotonic() + 60
         with self.engine.begin() as connection:
-            connection.execute(sa.delete(UsedNonce).where(UsedNonce.seen_at < now - self.keep))
+            connection.execute(sa.delete(UsedNonce).where(UsedNonce.seen_at < utcnow() - self.keep))
 
 
 class RedisNonceStore:
     """Nonces in Redis: ``SET NX`` with an expiry, shared by every worker and host."""
+
+    joins_transaction = False
 
     def __init__(self, url: str, *, keep_seconds: int) -> None:
         import redis
@@ -175,9 +196,12 @@ class RedisNonceStore:
         self.client = redis.Redis.from_url(url)
         self.keep = keep_seconds
 
-    def claim(self, partner_id: int, nonce: str) -> bool:
+    def claim(self, partner_id: int, nonce: str, connection: Connection | None = None) -> bool:
         return bool(self.client.set(f"altcredit:nonce:{partner_id}:{nonce}", b"1",
                                     nx=True, ex=self.keep))
+
+    def purge_expired(self) -> None:
+        """Redis expires the keys itself."""
 
 
 def nonce_store(engine: Engine, *, redis_url: str, skew: int) -> NonceStore:

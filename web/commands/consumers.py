@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import click
 
 from config.database import get_engine, upgrade
@@ -22,7 +24,7 @@ def users() -> None:
 @click.pass_context
 def create(ctx: click.Context, user_id: str, email: str, password_stdin: bool) -> None:
     """Create a consumer account."""
-    password = click.get_text_stream("stdin").readline().rstrip("\r\n")
+    password = sys.stdin.readline().rstrip("\r\n")
     engine = get_engine(settings_from(ctx))
     upgrade(engine)
     try:
