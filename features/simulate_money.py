@@ -3,7 +3,8 @@
 Weak signals of risk live here, none decisive: riskier users tilt their
 spending towards gambling and luxury, borrow small sums from many people,
 keep thinner and more often negative balances; a lost job stops the salary
-that arrives like clockwork for employees and shrinks spending.
+that arrives like clockwork for employees and shrinks spending; a downturn
+in the community cuts pay, spending and savings.
 """
 
 from __future__ import annotations
@@ -39,9 +40,11 @@ def emit_money(ctx: Context, distress: np.ndarray, counterparties: str) -> list[
 def _payments(ctx: Context, bank: np.ndarray) -> Part:
     b, rng = ctx.block, ctx.rng
     habit = np.exp(np.log(8) + 0.5 * rng.standard_normal(b.users)) * (b.income / 7000) ** 0.2
-    rate = habit[:, None] * np.where(b.jobless[:, :ctx.emitted_months], 0.7, 1.0)
+    months = ctx.emitted_months
+    rate = (habit[:, None] * np.where(b.jobless[:, :months], 0.7, 1.0)
+            * np.where(b.shock[:, :months], 0.8, 1.0))
     user, _month, day = ctx.scatter(rate)
-    tilt = CATEGORY_RISK_TILT[None, :] * (-b.z[:, None] + 0.5 * rng.standard_normal((b.users, 1)))
+    tilt = CATEGORY_RISK_TILT[None, :] * (-b.z[:, None] + 0.4 * rng.standard_normal((b.users, 1)))
     weights = np.cumsum(CATEGORY_SHARE[None, :] * np.exp(tilt), axis=1)
     draws = rng.random(len(user)) * weights[user, -1]
     category = (weights[user] < draws[:, None]).sum(axis=1)
@@ -64,9 +67,11 @@ def _transfers_in(ctx: Context, distress: np.ndarray, bank: np.ndarray,
     jobless = b.jobless[:, :months]
     salaried = np.isin(b.occupation, (0, 1, 4))[:, None] & ~jobless  # employees, pensions
     user, day = _paydays(ctx, salaried)
+    month = ctx.timeline.month_of(day)
     employer = np.where(b.occupation[user] == 4, COUNTERPARTY_AGENCY,
                         COUNTERPARTY_EMPLOYER + b.index * 1000 + b.community[user])
-    salary = b.income[user] * rng.uniform(0.98, 1.02, len(user))
+    hours_cut = np.where(b.shock[user, month], 0.75, 1.0)  # a local downturn cuts pay
+    salary = b.income[user] * hours_cut * rng.uniform(0.98, 1.02, len(user))
     irregular = np.where(np.isin(b.occupation, (2, 3, 5, 6)), 3.0, 0.0)[:, None] * ~jobless
     benefit = 0.6 * jobless
     borrowing = (0.15 * np.exp(0.8 * -b.z)[:, None] + 0.6 * distress[:, :months]
@@ -125,10 +130,11 @@ def _balances(ctx: Context, distress: np.ndarray, bank: np.ndarray) -> list[Part
     """A bank balance at each month's end and a wallet balance mid-month."""
     b, rng = ctx.block, ctx.rng
     months = ctx.emitted_months
-    buffer = b.income * np.exp(0.3 + 0.6 * b.z + 0.6 * rng.standard_normal(b.users))
+    buffer = b.income * np.exp(0.3 + 0.8 * b.z + 0.6 * rng.standard_normal(b.users))
     jobless, troubled = b.jobless[:, :months], distress[:, :months]
     level = (buffer[:, None] * rng.lognormal(0, 0.2, (b.users, months))
-             * np.where(jobless, 0.4, 1.0) * np.where(troubled, 0.3, 1.0))
+             * np.where(jobless, 0.4, 1.0) * np.where(troubled, 0.3, 1.0)
+             * np.where(b.shock[:, :months], 0.6, 1.0))
     overdrawn = rng.random((b.users, months)) < _sigmoid(-4.5 - 1.2 * b.z[:, None]
                                                          + 1.5 * troubled + jobless)
     level = np.where(overdrawn, -rng.uniform(100, 5000, (b.users, months)), level)

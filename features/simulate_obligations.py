@@ -81,7 +81,7 @@ class BadPath:
 def emit_obligations(ctx: Context, account_prefix: str) -> tuple[list[Part], BadPath]:
     """Parts for bills, payments of bills, credit accounts and their dues, and the bad path."""
     b = ctx.block
-    habit = 0.35 * ctx.rng.standard_normal(b.users)
+    habit = 0.3 * ctx.rng.standard_normal(b.users)
     bills = _bill_schedule(ctx)
     first_credit = int(bills.account.max()) + 1 if len(bills.account) else 0
     credit, dues = _credit(ctx, first_credit)
@@ -137,12 +137,13 @@ def _bill_schedule(ctx: Context) -> Schedule:
 
 def _bill_parts(ctx: Context, bills: Schedule, path: BadPath, habit: np.ndarray,
                 distress: np.ndarray, account_ids: Ids) -> list[Part]:
-    paid_day, unpaid, cut_off = _settle(ctx, bills, path, habit, distress, intercept=-3.0,
-                                        credit=False)
-    issued = bills.rows(ctx.in_window(bills.issue) & ~cut_off)
+    paid_day, unpaid, cut_off, owed = _settle(ctx, bills, path, habit, distress, intercept=-3.0,
+                                              credit=False)
+    shown = ctx.in_window(bills.issue) & ~cut_off
+    issued = bills.rows(shown)
     category = Codes.of(issued.kind, BillerCategory)
     bill = Part(Kind.BILL, issued.user, issued.source, ctx.instant(issued.issue, earliest_hour=1),
-                {"amount": issued.amount, "currency": Codes.constant("CNY", len(issued.user)),
+                {"amount": owed[shown], "currency": Codes.constant("CNY", len(issued.user)),
                  "biller_category": category, "due_date": issued.due,
                  "account_id": _account(account_ids, issued.account)})
     keep = ~unpaid & ctx.in_window(paid_day)
@@ -265,12 +266,13 @@ def _dues(ctx: Context, accounts: CreditAccounts, yearly: np.ndarray) -> Schedul
 
 def _credit_parts(ctx: Context, dues: Schedule, path: BadPath, habit: np.ndarray,
                   distress: np.ndarray, account_ids: Ids) -> list[Part]:
-    paid_day, unpaid, cut_off = _settle(ctx, dues, path, habit, distress, intercept=-3.3,
-                                        credit=True)
-    issued = dues.rows(ctx.in_window(dues.issue) & ~cut_off)
+    paid_day, unpaid, cut_off, owed = _settle(ctx, dues, path, habit, distress, intercept=-3.3,
+                                              credit=True)
+    shown = ctx.in_window(dues.issue) & ~cut_off
+    issued = dues.rows(shown)
     installment = Part(Kind.INSTALLMENT_DUE, issued.user, issued.source,
                        ctx.instant(issued.issue, earliest_hour=2, latest_hour=6),
-                       {"account_id": _account(account_ids, issued.account), "amount": issued.amount,
+                       {"account_id": _account(account_ids, issued.account), "amount": owed[shown],
                         "currency": Codes.constant("CNY", len(issued.user)),
                         "due_date": issued.due})
     keep = ~unpaid & ctx.in_window(paid_day)
@@ -328,14 +330,15 @@ def _first_per_user(user: np.ndarray, eligible: np.ndarray, priority: np.ndarray
 
 def _settle(ctx: Context, schedule: Schedule, path: BadPath, habit: np.ndarray,
             distress: np.ndarray, *, intercept: float,
-            credit: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Paid day of each due, which dues stay unpaid, and which are never issued (cut off)."""
+            credit: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Paid day of each due, which stay unpaid, which are never issued (cut off), and
+    the amount each statement asks for: the due plus the arrears of the missed ones."""
     b, rng = ctx.block, ctx.rng
     user, month, n = schedule.user, schedule.month, len(schedule.user)
-    logit = (intercept - 1.1 * b.z[user] + 1.0 * b.jobless[user, month]
-             + 1.5 * distress[user, month] + habit[user])
+    logit = (intercept - 1.3 * b.z[user] + 1.0 * b.jobless[user, month]
+             + 0.7 * b.shock[user, month] + 2.0 * distress[user, month] + habit[user])
     late = rng.random(n) < _sigmoid(logit)
-    long = rng.random(n) < 0.15
+    long = rng.random(n) < 0.1
     days = np.minimum(np.where(long, 30 + rng.geometric(0.06, n), rng.geometric(0.15, n)), 85)
     paid_day = np.where(late, schedule.due + days, schedule.due - rng.integers(0, 8, n))
     on_path = (path.account[user] == schedule.account) & (path.credit[user] == credit)
@@ -344,7 +347,8 @@ def _settle(ctx: Context, schedule: Schedule, path: BadPath, habit: np.ndarray,
     paid_day = np.where(catch_up, path.bad_day[user], paid_day)
     unpaid = missed & ~catch_up
     cut_off = on_path & ~path.catch_up[user] & (schedule.issue > path.bad_day[user])
-    return paid_day, unpaid, cut_off
+    behind = np.where(missed, np.round((schedule.due - path.first_due[user]) / 30.44), 0)
+    return paid_day, unpaid, cut_off, schedule.amount * (1 + behind)
 
 
 def _defaults(ctx: Context, schedule: Schedule, path: BadPath, *, credit: bool,

@@ -37,15 +37,15 @@ class World:
     """The constants of the simulated world; the one place its effect sizes are written down."""
 
     community_mean: int = 30         # mean community size (communities never cross a block)
-    community_loading: float = 0.55  # sqrt of the share of z's variance shared by a community
+    community_loading: float = 0.7   # sqrt of the share of z's variance shared by a community
     beta_z: float = 1.0              # log-odds of onset per unit of -z
     beta_job: float = 1.1            # log-odds added while a job is lost
-    beta_shock: float = 0.9          # log-odds added while the community is in a shock
+    beta_shock: float = 1.2          # log-odds added while the community is in a shock
     beta_young: float = 0.25         # log-odds added under 25
     job_loss: float = 0.006          # monthly job-loss probability at z = 0 (employed only)
     job_loss_z: float = 0.5          # log-odds of job loss per unit of -z
     job_recover: float = 0.22        # monthly probability of finding work again
-    shock_start: float = 0.012       # monthly probability a community shock begins
+    shock_start: float = 0.02        # monthly probability a community shock begins
     shock_end: float = 0.25          # monthly probability it ends
     move_rate: float = 0.012         # monthly probability of moving home at z = 0
     thin_file_logit: float = -1.55   # intercept of P(no credit product); ~20% of users
