@@ -30,9 +30,10 @@ from config.scorecard import ScaleDefinition
 from scoring.scale import base_points, points_from_contributions, score_from_margin
 
 FloatMatrix = npt.NDArray[np.float32]
-# Up to this many rows, predict on one thread: waking a team of threads costs more than the
-# work, and far more on a busy machine (measured: 1.8 ms against 55 ms for one row).
-SMALL_BATCH = 64
+# Up to these many rows, predict on one thread: waking a team of threads costs more than the
+# work, and far more on a busy machine (measured: 1.8 ms against 55 ms for one row's SHAP).
+SMALL_SHAP_BATCH = 64
+SMALL_PREDICT_BATCH = 4096
 
 
 @dataclass(frozen=True)
@@ -93,21 +94,20 @@ class ScoreModel:
         return self.matrix(_vector(features, self.feature_names))
 
     def dmatrix(self, values: FloatMatrix) -> xgb.DMatrix:
-        threads = 1 if values.shape[0] <= SMALL_BATCH else self.n_jobs
+        threads = 1 if values.shape[0] <= SMALL_SHAP_BATCH else self.n_jobs
         return xgb.DMatrix(values, missing=np.nan, feature_names=list(self.feature_names),
                            nthread=threads)
 
     def contributions(self, values: FloatMatrix) -> npt.NDArray[np.float32]:
         """Exact TreeSHAP contributions to the margin, one column per feature, then the bias."""
-        return self._booster(values).predict(self.dmatrix(values), pred_contribs=True,
-                                             validate_features=False)
+        booster = self._single_thread if values.shape[0] <= SMALL_SHAP_BATCH else self.booster
+        return booster.predict(self.dmatrix(values), pred_contribs=True, validate_features=False)
 
     def margin(self, values: FloatMatrix) -> npt.NDArray[np.float32]:
-        return self._booster(values).predict(self.dmatrix(values), output_margin=True,
-                                             validate_features=False)
-
-    def _booster(self, values: FloatMatrix) -> xgb.Booster:
-        return self._single_thread if values.shape[0] <= SMALL_BATCH else self.booster
+        """The margin, predicted in place (no DMatrix to build)."""
+        booster = self._single_thread if values.shape[0] <= SMALL_PREDICT_BATCH else self.booster
+        return booster.inplace_predict(values, predict_type="margin", missing=np.nan,
+                                       validate_features=False)
 
     @cached_property
     def _single_thread(self) -> xgb.Booster:
