@@ -128,7 +128,7 @@ def test_a_code_with_another_dimensions_prefix_is_refused() -> None:
 def test_an_unreadable_file_is_refused_in_one_line(tmp_path: Path) -> None:
     path = tmp_path / "reasons.toml"
     path.write_text("[prefixes\n", encoding="utf-8")
-    with pytest.raises(ReasonsError, match="reasons.toml: cannot read"):
+    with pytest.raises(ReasonsError, match=r"reasons\.toml: cannot read"):
         load_reasons(path)
     assert path.read_text(encoding="utf-8") == "[prefixes\n"
 
