@@ -23,6 +23,7 @@ import os
 import tempfile
 from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -180,28 +181,57 @@ class _Tally:
 def _write_all(scratch: Path, *, users: int, seed: int, timeline: Timeline, intercept: float,
                blocks_per_file: int, tally: _Tally,
                progress: Callable[[int], None] | None) -> list[Path]:
+    """Generate block after block while a second thread writes the previous one.
+
+    At most one block waits to be written, so memory stays bounded by two
+    blocks; Parquet encoding releases the GIL, so writing overlaps generation.
+    """
     blocks = -(-users // BLOCK_USERS)
-    written: list[Path] = []
-    events_writer: pq.ParquetWriter | None = None
-    with pq.ParquetWriter(scratch / TRUTH_FILE, TRUTH_SCHEMA) as truth_writer:
-        for index in range(blocks):
-            if index % blocks_per_file == 0:
-                if events_writer is not None:
-                    events_writer.close()
-                written.append(scratch / f"events-{len(written):05d}.parquet")
-                events_writer = _events_writer(written[-1])
-            size = min(BLOCK_USERS, users - index * BLOCK_USERS)
-            events, truth, bad_day = simulate_block(index, users=size, seed=seed,
-                                                    timeline=timeline, intercept=intercept)
-            assert events_writer is not None
-            events_writer.write_table(events)
-            truth_writer.write_table(truth)
-            tally.add(events, truth, bad_day)
-            if progress is not None:
-                progress(index * BLOCK_USERS + size)
-        if events_writer is not None:
-            events_writer.close()
-    return written
+    sink = _Sink(scratch, blocks_per_file)
+    pending: Future[None] | None = None
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="simulate-writer") as writer:
+        try:
+            for index in range(blocks):
+                size = min(BLOCK_USERS, users - index * BLOCK_USERS)
+                events, truth, bad_day = simulate_block(index, users=size, seed=seed,
+                                                        timeline=timeline, intercept=intercept)
+                tally.add(events, truth, bad_day)
+                if pending is not None:
+                    pending.result()
+                pending = writer.submit(sink.write, index, events, truth)
+                if progress is not None:
+                    progress(index * BLOCK_USERS + size)
+            if pending is not None:
+                pending.result()
+        finally:
+            writer.submit(sink.close).result()
+    return sink.files
+
+
+class _Sink:
+    """The open Parquet writers: one events file per chunk of blocks, one truth file."""
+
+    def __init__(self, scratch: Path, blocks_per_file: int) -> None:
+        self.scratch = scratch
+        self.blocks_per_file = blocks_per_file
+        self.files: list[Path] = []
+        self.events: pq.ParquetWriter | None = None
+        self.truth = pq.ParquetWriter(scratch / TRUTH_FILE, TRUTH_SCHEMA)
+
+    def write(self, index: int, events: pa.Table, truth: pa.Table) -> None:
+        if index % self.blocks_per_file == 0:
+            if self.events is not None:
+                self.events.close()
+            self.files.append(self.scratch / f"events-{len(self.files):05d}.parquet")
+            self.events = _events_writer(self.files[-1])
+        assert self.events is not None
+        self.events.write_table(events)
+        self.truth.write_table(truth)
+
+    def close(self) -> None:
+        if self.events is not None:
+            self.events.close()
+        self.truth.close()
 
 
 def _events_writer(path: Path) -> pq.ParquetWriter:
