@@ -147,12 +147,21 @@ def empty_events() -> pl.LazyFrame:
     return frame.lazy()
 
 
-def scan_stored(settings: Settings) -> pl.LazyFrame:
-    """Every stored row as it was written: originals, corrections and voids alike."""
-    files = lake_files(settings)
-    if not files:
+def scan_stored(settings: Settings, *, watermark: datetime | None = None) -> pl.LazyFrame:
+    """Every stored row as it was written: originals, corrections and voids alike.
+
+    With ``watermark``, files ingested entirely after it are not even opened (the
+    rows of a file straddling it are filtered by :func:`resolve`).
+    """
+    root = lake_dir(settings)
+    segments = read_manifest(root).segments
+    if watermark is not None:
+        _check_aware("watermark", watermark)
+        segments = [s for s in segments
+                    if datetime.fromisoformat(s.min_ingested_at) <= watermark]
+    if not segments:
         return empty_events()
-    return pl.scan_parquet([str(path) for path in files])
+    return pl.scan_parquet([str(root / EVENTS / segment.name) for segment in segments])
 
 
 def scan_events(settings: Settings, *, as_known_at: datetime | None = None,
@@ -162,7 +171,8 @@ def scan_events(settings: Settings, *, as_known_at: datetime | None = None,
     Applies :func:`resolve` to the stored rows; a feature snapshot as of D adds
     ``event_time < D`` itself. Both times must be timezone-aware.
     """
-    return resolve(scan_stored(settings), as_known_at=as_known_at, watermark=watermark)
+    return resolve(scan_stored(settings, watermark=watermark), as_known_at=as_known_at,
+                   watermark=watermark)
 
 
 def resolve(events: pl.LazyFrame, *, as_known_at: datetime | None = None,

@@ -288,3 +288,9 @@ def test_compaction_rebuilds_a_lost_key_file(settings: Settings) -> None:
     compact(settings)
     _forget_cached_keys()
     assert ingest_records(settings, events).duplicates == 8
+
+
+def test_a_watermark_before_every_ingest_reads_nothing(settings: Settings) -> None:
+    ingest_records(settings, population(5))
+    frame = scan_events(settings, watermark=datetime(2000, 1, 1, tzinfo=UTC)).collect()
+    assert frame.height == 0 and frame.columns == LAKE_SCHEMA.names
