@@ -117,6 +117,7 @@ def temp_path(root: Path, name: str) -> Path:
 
 
 def fsync_dir(folder: Path) -> None:
+    """fsync a folder (or a file) by path."""
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -15,6 +15,7 @@ import fcntl
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -129,21 +130,30 @@ class LakeWriter:
         return AddResult(stored=len(new_rows), duplicates=staged.num_rows - len(new_rows))
 
     def commit(self) -> Manifest:
-        """Make every added row visible at once; returns the new manifest."""
+        """Make every added row visible at once; returns the new manifest.
+
+        Files are renamed into place, then the new files, their folder and the new
+        manifest are fsynced together (in parallel: the disk can serve them in one
+        journal commit), and only then does the manifest replace the old one.
+        """
         if not self._pending:
             return self._manifest
         for pending in self._pending:
             write_atomic(self.root / KEYS / pending.name, _parquet_bytes(pending.prints.to_arrow()),
                          durable=False)
             os.replace(pending.temp, self.root / EVENTS / pending.name)
-        if self.settings.lake_fsync:
-            fsync_dir(self.root / EVENTS)
         stamp = self.ingested_at.isoformat()
         segments = [Segment(p.name, p.rows, stamp, stamp) for p in self._pending]
         manifest = replace(self._manifest, segments=[*self._manifest.segments, *segments],
                            watermark=stamp, hash_id=HASH_ID)
-        write_atomic(self.root / MANIFEST, manifest.to_json().encode(),
-                     durable=self.settings.lake_fsync)
+        temp = temp_path(self.root, MANIFEST)
+        temp.write_bytes(manifest.to_json().encode())
+        if self.settings.lake_fsync:
+            fsync_all([*(self.root / EVENTS / p.name for p in self._pending),
+                       self.root / EVENTS, temp])
+        os.replace(temp, self.root / MANIFEST)
+        if self.settings.lake_fsync:
+            fsync_dir(self.root)
         for pending in self._pending:
             self._index.add(pending.name, pending.prints)
         logger.info("lake commit: %d files, %d rows, watermark %s", len(segments),
@@ -181,13 +191,15 @@ def with_platform_columns(staged: pa.Table, ingested_at: datetime) -> pa.Table:
 
 
 def write_parquet(table: pa.Table, path: Path, settings: Settings) -> None:
-    """Write one lake file and fsync it (the caller renames it into place)."""
+    """Write one lake file (the commit fsyncs it after renaming it into place)."""
     compression = None if settings.lake_compression == "none" else settings.lake_compression
-    with open(path, "wb") as handle:
-        pq.write_table(table, handle, compression=compression)
-        handle.flush()
-        if settings.lake_fsync:
-            os.fsync(handle.fileno())
+    pq.write_table(table, path, compression=compression)
+
+
+def fsync_all(paths: list[Path]) -> None:
+    """fsync files and folders concurrently (fsync releases the GIL); all must succeed."""
+    with ThreadPoolExecutor(max_workers=min(8, len(paths))) as pool:
+        list(pool.map(fsync_dir, paths))
 
 
 def known_keys(root: Path, manifest: Manifest) -> KeyIndex:
