@@ -180,14 +180,20 @@ def signed_lines(key: Ed25519PrivateKey, open_ids: list[str], count: int, path: 
 # -- the runs ---------------------------------------------------------------------------------
 
 
-def lookups(env: dict[str, str], users: int, seconds: int, workdir: Path) -> dict[str, Any]:
+def gunicorn(app: str, port: int, worker: str) -> list[str]:
+    """The same gunicorn command for both servers: 2 workers of the chosen class, loopback."""
+    threads = ["-k", "gthread", "--threads", "4"] if worker == "gthread" else ["-k", "sync"]
+    return [sys.executable, "-m", "gunicorn", "-w", "2", *threads, "-b", f"127.0.0.1:{port}",
+            "--chdir", str(ROOT / "benchmarks"), "--log-level", "warning", app]
+
+
+def lookups(env: dict[str, str], users: int, seconds: int, workdir: Path, worker: str) -> dict[str, Any]:
     key, open_ids = prepare(env, users)
     bare_file, signed_file = workdir / "bare.tsv", workdir / "signed.tsv"
     bare_file.write_text("".join(f"/bare/user-{i:06d}\n" for i in range(users)))
     results: dict[str, Any] = {}
     port = free_port()
-    bare = serve([sys.executable, "-m", "gunicorn", "-w", "2", "-b", f"127.0.0.1:{port}",
-                  "--chdir", str(ROOT / "benchmarks"), "--log-level", "warning", "api:bare_app()"], env, port)
+    bare = serve(gunicorn("api:bare_app()", port, worker), env, port)
     try:
         results["bare"] = wrk(port, bare_file, signed=False, seconds=seconds, workdir=workdir)
     finally:
@@ -195,7 +201,7 @@ def lookups(env: dict[str, str], users: int, seconds: int, workdir: Path) -> dic
     expected = int(max(results["bare"]["rps"], 1000) * seconds * 1.5)
     signed_lines(key, open_ids, expected, signed_file)  # a fresh nonce per request, none replayed
     port = free_port()
-    api = serve([sys.executable, "-m", "web.cli", "serve", "--port", str(port), "--workers", "2"], env, port)
+    api = serve(gunicorn("web.app:create_app()", port, worker), env, port)
     try:
         results["api"] = wrk(port, signed_file, signed=True, seconds=seconds, workdir=workdir)
         results["events"] = events(port, key, open_ids, batches=max(4, seconds * 4))
@@ -267,6 +273,8 @@ def main() -> None:
     parser.add_argument("--small", action="store_true", help="fewer users and 3-second runs")
     parser.add_argument("--seconds", type=int, help="seconds per wrk run (default 10, --small 3)")
     parser.add_argument("--users", type=int, help="users with a score and a consent (default 2000)")
+    parser.add_argument("--worker", choices=["gthread", "sync"], default="gthread",
+                        help="gunicorn worker class of both servers (gthread: 4 threads each)")
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
                         help="admin URL of a PostgreSQL server, or 'none'")
     args = parser.parse_args()
@@ -274,8 +282,8 @@ def main() -> None:
         sys.exit("benchmarks/api.py needs wrk (apt-get install -y wrk)")
     seconds = args.seconds or (3 if args.small else 10)
     users = args.users or (300 if args.small else 2000)
-    print(f"load: wrk -t2 -c16, {seconds} s per run, pre-signed requests; gunicorn 2 sync workers; "
-          f"{users} users")
+    print(f"load: wrk -t2 -c16, {seconds} s per run, pre-signed requests; gunicorn 2 {args.worker} "
+          f"workers for both servers; {users} users")
     backends: list[tuple[str, str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
@@ -289,7 +297,7 @@ def main() -> None:
                    "ALTCREDIT_HOME": str(workdir / name), "ALTCREDIT_DATABASE_URL": url,
                    "ALTCREDIT_LOG_LEVEL": "WARNING", "ALTCREDIT_SERVE_HOST": "127.0.0.1"}
             try:
-                report(name, lookups(env, users, seconds, workdir))
+                report(name, lookups(env, users, seconds, workdir, args.worker))
             finally:
                 if cleanup:
                     cleanup()
