@@ -1,0 +1,155 @@
+"""Recompute every score of an as-of date: champion model + feature snapshot -> explained scores -> publish.
+
+The snapshot as of D is built when missing (features/store.py keeps it as
+built afterwards). Users the minimum-data rule (scoring/eligibility.py) turns
+away get a row without a score, with the rule's reason. Everyone else gets
+the score, its explanation and tips, computed in chunks so memory stays flat,
+and the whole set is published atomically (scoring/publish.py): readers keep
+seeing the previous set of D until this one is complete.
+
+The tips' reference table is built once per model version from the champion's
+latest training snapshot and kept under ``<home>/explanations/<version>/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from config.database import get_engine, upgrade
+from config.scorecard import load_scorecard
+from config.settings import Settings
+from features.store import FeatureStoreError, build_snapshot, load_snapshot
+from scoring.eligibility import scorable
+from scoring.explain import Explainer
+from scoring.publish import INSUFFICIENT_DATA, ScoreRecord, publish_scores
+from scoring.registry import LoadedModel, load_champion
+from scoring.tips import TipAdvisor, TipReference
+
+log = logging.getLogger(__name__)
+
+Progress = Callable[[str, int, int], None]
+CHUNK_USERS = 20_000
+TIP_REFERENCE_FILE = "tip_reference.json"
+
+
+class RecomputeError(ValueError):
+    """A recompute that cannot go ahead; ``str()`` is one line for the user."""
+
+
+@dataclass(frozen=True)
+class RecomputeSummary:
+    as_of: date
+    model_version: str
+    snapshot_id: str
+    set_id: int
+    n_users: int
+    n_scored: int
+    n_unscored: int
+    seconds: float
+
+
+def recompute(settings: Settings, *, as_of: date, progress: Progress | None = None) -> RecomputeSummary:
+    """Score, explain and publish every user of the snapshot as of ``as_of``."""
+    started = time.perf_counter()
+    engine = get_engine(settings)
+    upgrade(engine)
+    champion = load_champion(settings)
+    if champion is None:
+        raise RecomputeError("no champion model yet: run `altcredit model train` first")
+    explainer = explainer_for(champion)
+    _report(progress, "features", 0, 1)
+    try:
+        manifest = build_snapshot(settings, as_of=as_of)
+        frame = load_snapshot(settings, as_of)
+    except FeatureStoreError as exc:
+        raise RecomputeError(str(exc)) from None
+    snapshot_id = Path(manifest.path).name
+    advisor = TipAdvisor(explainer, tip_reference(settings, champion, explainer, fallback=frame))
+    records = _records(frame, explainer, advisor, progress)
+    summary = publish_scores(engine, as_of=as_of, model_version=champion.version,
+                             snapshot_id=snapshot_id, records=records)
+    result = RecomputeSummary(
+        as_of=as_of, model_version=champion.version, snapshot_id=snapshot_id,
+        set_id=summary.set_id, n_users=summary.n_scored + summary.n_unscored,
+        n_scored=summary.n_scored, n_unscored=summary.n_unscored,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    log.info("recomputed %s with %s: %d scored, %d without a score, %.1f s", as_of,
+             champion.version, result.n_scored, result.n_unscored, result.seconds)
+    return result
+
+
+def explainer_for(model: LoadedModel) -> Explainer:
+    """The explainer of a registered version, on the scale the version was calibrated for."""
+    scorecard = load_scorecard()
+    if model.meta.scale != scorecard.scale:
+        scorecard = scorecard.model_copy(update={"scale": model.meta.scale})
+    try:
+        return Explainer(model.score_model(), scorecard=scorecard)  # type: ignore[arg-type]
+    except ValueError as exc:
+        raise RecomputeError(f"model {model.version} cannot be explained: {exc}") from None
+
+
+def tip_reference(settings: Settings, model: LoadedModel, explainer: Explainer, *,
+                  fallback: pl.DataFrame) -> TipReference:
+    """The version's tip table: loaded when kept, else built from its latest training snapshot."""
+    path = settings.path("explanations", model.version, TIP_REFERENCE_FILE)
+    if path.is_file():
+        return TipReference.load(path)
+    frame = fallback
+    if model.meta.train_as_of:
+        try:
+            frame = load_snapshot(settings, max(model.meta.train_as_of))
+        except FeatureStoreError:
+            log.warning("training snapshot of %s is gone; tips refer to the scored population",
+                        model.version)
+    reference = TipReference.fit(explainer, explainer.model.matrix(frame))
+    reference.save(path)
+    return reference
+
+
+def _records(frame: pl.DataFrame, explainer: Explainer, advisor: TipAdvisor,
+             progress: Progress | None) -> Iterator[ScoreRecord]:
+    rule = load_scorecard().min_data
+    dimensions = {name: explainer.feature_set.get(name).dimension
+                  for name in explainer.model.feature_names}
+    eligible = scorable(frame, dimensions, rule).to_numpy()
+    users = frame.get_column("user_id").cast(pl.String).to_list()
+    for index in np.flatnonzero(~eligible):
+        yield ScoreRecord(user_id=users[index], score=None, score_unclipped=None, band_code=None,
+                          base_points=None, status=INSUFFICIENT_DATA, reason=rule.reason_code)
+    rows = np.flatnonzero(eligible)
+    for start in range(0, rows.size, CHUNK_USERS):
+        _report(progress, "scores", start, rows.size)
+        chunk = rows[start:start + CHUNK_USERS]
+        values = explainer.model.matrix(frame[chunk])
+        batch = explainer.explain_matrix(values)
+        tips = advisor.tips(values)
+        for offset, index in enumerate(chunk):
+            explained = explainer.record(batch, offset)
+            yield ScoreRecord(
+                user_id=users[index], score=explained.score,
+                score_unclipped=explained.score_unclipped, band_code=explained.band_code,
+                base_points=explained.base_points, features=_dumps(explained.features),
+                dimensions=_dumps(explained.dimensions), reasons=_dumps(explained.reasons),
+                tips=_dumps(tips[offset]),
+            )
+    _report(progress, "scores", rows.size, rows.size)
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+
+
+def _report(progress: Progress | None, stage: str, done: int, total: int) -> None:
+    if progress is not None:
+        progress(stage, done, total)
