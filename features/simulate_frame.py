@@ -10,7 +10,6 @@ over rows in Python.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 
@@ -93,36 +92,15 @@ class Part:
     def take(self, rows: np.ndarray) -> Part:
         """The part restricted to ``rows`` (a boolean mask or positions)."""
         def pick(value: np.ndarray | None) -> np.ndarray | None:
-            return None if value is None or len(value) == 0 else value[rows]
+            return None if value is None else value[rows]
 
         return replace(
             self, user=self.user[rows], source=self.source[rows],
-            event_time=self.event_time[rows], row=pick(self.row) if len(self.row) else self.row,
+            event_time=self.event_time[rows], row=self.row[rows] if len(self.row) else self.row,
             payload={name: column[rows] if isinstance(column, np.ndarray) else column.take(rows)
                      for name, column in self.payload.items()},
             reported_at=pick(self.reported_at), corrects=pick(self.corrects),
         )
-
-
-def concat_parts(parts: Sequence[Part]) -> Part:
-    """Parts of one kind with the same payload columns, as one part."""
-    first = parts[0]
-
-    def join(values: list[Column]) -> Column:
-        head = values[0]
-        if isinstance(head, Codes):
-            return Codes(np.concatenate([v.values for v in values]), head.categories)
-        if isinstance(head, Ids):
-            return Ids(head.prefix, np.concatenate([v.values for v in values]), head.width)
-        return np.concatenate(values)
-
-    return replace(
-        first,
-        user=np.concatenate([p.user for p in parts]),
-        source=np.concatenate([p.source for p in parts]),
-        event_time=np.concatenate([p.event_time for p in parts]),
-        payload={name: join([p.payload[name] for p in parts]) for name in first.payload},
-    )
 
 
 def to_table(part: Part, *, users: pa.Array, event_prefix: str,
