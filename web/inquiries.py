@@ -104,15 +104,17 @@ def request_fingerprint(method: str, target: str, body: bytes) -> str:
     return digest.hexdigest()
 
 
-def stored_answer(engine: Engine, transaction: Transaction, *, max_age: timedelta) -> StoredAnswer | None:
+_STORED = (sa.select(PartnerTransaction.fingerprint, PartnerTransaction.status, PartnerTransaction.body,
+                     PartnerTransaction.created_at)
+           .where(PartnerTransaction.partner_id == sa.bindparam("partner_id"),
+                  PartnerTransaction.transaction_id == sa.bindparam("transaction_id")))
+
+
+def stored_answer(connection: Connection, transaction: Transaction, *,
+                  max_age: timedelta) -> StoredAnswer | None:
     """The first answer to this transaction id, when it is recent; 409 when the request differs."""
-    with engine.connect() as connection:
-        row = connection.execute(
-            sa.select(PartnerTransaction.fingerprint, PartnerTransaction.status,
-                      PartnerTransaction.body, PartnerTransaction.created_at)
-            .where(PartnerTransaction.partner_id == transaction.partner_id,
-                   PartnerTransaction.transaction_id == transaction.transaction_id)
-        ).first()
+    row = connection.execute(_STORED, {"partner_id": transaction.partner_id,
+                                       "transaction_id": transaction.transaction_id}).first()
     if row is None or as_utc(row.created_at) < utcnow() - max_age:
         return None
     if row.fingerprint != transaction.fingerprint:
@@ -120,11 +122,14 @@ def stored_answer(engine: Engine, transaction: Transaction, *, max_age: timedelt
     return StoredAnswer(status=row.status, body=row.body)
 
 
-def log_and_store(engine: Engine, disclosures: list[Disclosure], *, partner_id: int, endpoint: str,
+def log_and_store(connection: Connection, disclosures: list[Disclosure], *, partner_id: int, endpoint: str,
                   request_id: str, answer: StoredAnswer, transaction: Transaction | None,
                   max_age: timedelta,
                   first: Callable[[Connection], None] | None = None) -> StoredAnswer:
-    """Write the inquiry rows (and the answer, for a transaction id) in one transaction.
+    """Write the inquiry rows (and the answer, for a transaction id) in one transaction, and commit.
+
+    ``connection`` is the request's: whatever it read before joins this
+    transaction, which is committed here (or rolled back on any failure).
 
     Returns the answer to send: ``answer`` itself, or — when a concurrent twin
     with the same transaction id committed first — the twin's answer, with no
@@ -140,23 +145,28 @@ def log_and_store(engine: Engine, disclosures: list[Disclosure], *, partner_id: 
              "transaction_id": transaction.transaction_id if transaction else None}
             for item in disclosures]
     try:
-        with engine.begin() as connection:
-            if first is not None:
-                first(connection)
-            if transaction is not None:
-                _claim_transaction(connection, transaction, answer, now=now, max_age=max_age)
-            if rows:
-                connection.execute(_INSERT_INQUIRY, rows)
+        if first is not None:
+            first(connection)
+        if transaction is not None:
+            _claim_transaction(connection, transaction, answer, now=now, max_age=max_age)
+        if rows:
+            connection.execute(_INSERT_INQUIRY, rows)
+        connection.commit()
     except IntegrityError:
+        connection.rollback()
         if transaction is None:
             raise InquiryLogUnavailable("the inquiry log refused the rows") from None
-        twin = stored_answer(engine, transaction, max_age=max_age)
+        twin = stored_answer(connection, transaction, max_age=max_age)
         if twin is None:
             raise InquiryLogUnavailable("a concurrent transaction vanished") from None
         return twin
     except SQLAlchemyError as exc:
+        connection.rollback()
         logger.error("inquiry log unavailable: %s", type(exc).__name__, exc_info=exc)
         raise InquiryLogUnavailable(type(exc).__name__) from None
+    except BaseException:
+        connection.rollback()
+        raise
     return answer
 
 

@@ -34,7 +34,15 @@ from web.inquiries import (
     request_fingerprint,
     stored_answer,
 )
-from web.partner_auth import authenticate, claim_nonce, reclaim_nonce, request_target, settle
+from web.partner_auth import (
+    authenticate,
+    claim_nonce,
+    close_db,
+    db,
+    reclaim_nonce,
+    request_target,
+    settle,
+)
 from web.partner_schemas import (
     BatchAnswer,
     BatchRequest,
@@ -69,6 +77,9 @@ def _authenticate() -> None:
 @bp.after_request
 def _settle(response: Response) -> Response:
     return settle(response)
+
+
+bp.teardown_request(close_db)
 
 
 # -- routes ---------------------------------------------------------------------
@@ -164,8 +175,7 @@ def events(json_data: EventsRequest) -> Response:
 
 
 def _access(partner: PartnerInfo, open_id: str, purpose: str, *, minimum_scope: str) -> Access:
-    with current_state().engine.connect() as connection:
-        access = resolve_access(connection, partner_id=partner.id, open_id=open_id, purpose=purpose)
+    access = resolve_access(db(), partner_id=partner.id, open_id=open_id, purpose=purpose)
     if access is None:
         raise Problem("not-found", "no such open id")
     if access.state != "active" or access.scope is None:
@@ -196,7 +206,7 @@ def _answered(endpoint: str, compute: Callable[[], tuple[dict[str, Any], list[Di
     transaction = _transaction(partner)
     if transaction is not None:
         try:
-            replay = stored_answer(state.engine, transaction, max_age=max_age)
+            replay = stored_answer(db(), transaction, max_age=max_age)
         except TransactionReused:
             raise Problem("conflict", f"{TRANSACTION_HEADER} was used before for a different "
                           "request") from None
@@ -207,7 +217,7 @@ def _answered(endpoint: str, compute: Callable[[], tuple[dict[str, Any], list[Di
     if disclosed or transaction is not None:
         try:
             ours = answer
-            answer = log_and_store(state.engine, disclosed, partner_id=partner.id, endpoint=endpoint,
+            answer = log_and_store(db(), disclosed, partner_id=partner.id, endpoint=endpoint,
                                    request_id=g.request_id, answer=answer, transaction=transaction,
                                    max_age=max_age, first=claim_nonce)
             if answer is not ours:  # a concurrent twin won; our transaction (and nonce) rolled back
@@ -246,8 +256,7 @@ def _json(status: int, body: str, *, replayed: bool = False) -> Response:
 def _with_user_ids(partner: PartnerInfo, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Replace the open ids a partner furnishes by with the users' ids; unknown ones are 400."""
     wanted = [str(record.get("user_id")) for record in records if isinstance(record.get("user_id"), str)]
-    with current_state().engine.connect() as connection:
-        known = user_ids_for_open_ids(connection, partner_id=partner.id, open_ids=wanted)
+    known = user_ids_for_open_ids(db(), partner_id=partner.id, open_ids=wanted)
     errors: list[dict[str, Any]] = []
     mapped: list[dict[str, Any]] = []
     for index, record in enumerate(records):

@@ -24,7 +24,7 @@ from flask import Flask, Response, current_app, g, request
 from sqlalchemy import Connection
 
 from web import rate_limits
-from web.partners import PartnerInfo, find_partner
+from web.partners import PartnerInfo, partner_by_name
 from web.problems import Problem, problem_response
 from web.signing import (
     REFUSAL,
@@ -53,6 +53,21 @@ def init_app(app: Flask) -> None:
         nonces=nonce_store(state.engine, redis_url=settings.redis_url, skew=settings.partner_clock_skew))
 
 
+def db() -> Connection:
+    """This request's one database connection (checked out on first use, closed at teardown)."""
+    connection: Connection | None = g.get("db_connection")
+    if connection is None:
+        connection = current_state().engine.connect()
+        g.db_connection = connection
+    return connection
+
+
+def close_db(_error: BaseException | None = None) -> None:
+    connection: Connection | None = g.pop("db_connection", None)
+    if connection is not None:
+        connection.close()
+
+
 def request_target() -> str:
     """The request target as it arrived on the request line (path and query), which is what is signed."""
     raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
@@ -71,7 +86,7 @@ def authenticate() -> PartnerInfo:
     try:
         parts = parse_headers(request.headers)
         check_clock(parts, skew=state.settings.partner_clock_skew)
-        partner = find_partner(state.engine, parts.partner)
+        partner = partner_by_name(db(), parts.partner)
         if partner is None or partner.disabled:
             raise SignatureRefused("unknown or disabled partner")
         verify(partner.public_key(), parts, method=request.method, target=request_target(),
@@ -109,10 +124,15 @@ def reclaim_nonce() -> None:
 
 def settle(response: Response) -> Response:
     """After a /v1 request: spend a nonce the request has not spent; a reused one becomes 401."""
-    try:
-        claim_nonce()
-    except Problem as refused:
-        response = problem_response(refused)
+    if g.get("pending_nonce") is not None:
+        connection = db()
+        connection.rollback()  # end any read transaction; the nonce gets its own
+        try:
+            claim_nonce(connection)
+            connection.commit()
+        except Problem as refused:
+            connection.rollback()
+            response = problem_response(refused)
     _store().purge_expired()
     return response
 

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
 
@@ -170,7 +170,12 @@ def create_partner(engine: Engine, name: str, *, public_key_pem: str, rate_limit
 
 def find_partner(engine: Engine, name: str) -> PartnerInfo | None:
     with engine.connect() as connection:
-        row = connection.execute(_BY_NAME, {"name": name}).first()
+        return partner_by_name(connection, name)
+
+
+def partner_by_name(connection: Connection, name: str) -> PartnerInfo | None:
+    """The partner called ``name``, read on the caller's connection (the API's hot path)."""
+    row = connection.execute(_BY_NAME, {"name": name}).first()
     return _info(row) if row is not None else None
 
 
