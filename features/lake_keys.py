@@ -96,31 +96,43 @@ class KeyIndex:
     def __len__(self) -> int:
         return sum(len(run) for run in self._runs)
 
-    def add(self, name: str, prints: Fingerprints) -> None:
-        """Add the keys of one lake file (named so a refresh can tell what is known)."""
+    def add(self, name: str, prints: Fingerprints, *, presorted: bool = False) -> None:
+        """Add the keys of one lake file (named so a refresh can tell what is known).
+
+        ``presorted`` says the prints are already ordered by ``h1`` (saves a sort).
+        """
         self.files.add(name)
         if len(prints):
-            self._runs.append(prints.take(np.argsort(prints.h1, kind="stable")))
+            self._runs.append(prints if presorted else prints.take(np.argsort(prints.h1)))
         while len(self._runs) >= 2 and len(self._runs[-2]) <= 2 * len(self._runs[-1]):
             last = self._runs.pop()
             merged = Fingerprints.concat([self._runs.pop(), last])
+            # two sorted runs: numpy's stable sort (timsort) merges them in linear time
             self._runs.append(merged.take(np.argsort(merged.h1, kind="stable")))
 
-    def lookup(self, prints: Fingerprints) -> tuple[np.ndarray, np.ndarray]:
-        """For each row: whether its key is stored, and the stored content hash (0 if not)."""
-        found = np.zeros(len(prints), dtype=bool)
-        content = np.zeros(len(prints), dtype=np.uint64)
+    def lookup(self, queries: Fingerprints) -> tuple[np.ndarray, np.ndarray]:
+        """For each query (ordered by ``h1``): whether its key is stored, and its content hash.
+
+        Queries must be sorted by ``h1``: binary searches for increasing keys reuse the
+        previous position, which makes a million lookups cache-friendly.
+        """
+        found = np.zeros(len(queries), dtype=bool)
+        content = np.zeros(len(queries), dtype=np.uint64)
         for run in self._runs:
-            low = np.searchsorted(run.h1, prints.h1, side="left")
-            high = np.searchsorted(run.h1, prints.h1, side="right")
-            single = (high - low == 1)
-            at = np.minimum(low, max(len(run) - 1, 0))
-            hit = single & (run.h2[at] == prints.h2)
+            low = np.searchsorted(run.h1, queries.h1, side="left")
+            at = np.minimum(low, len(run) - 1)
+            same_h1 = run.h1[at] == queries.h1
+            hit = same_h1 & (run.h2[at] == queries.h2)
             found |= hit
             content[hit] = run.content[at[hit]]
-            for row in np.flatnonzero(high - low > 1):  # equal h1 of different keys: ~never
-                same = np.flatnonzero(run.h2[low[row]:high[row]] == prints.h2[row])
-                if len(same):
-                    found[row] = True
-                    content[row] = run.content[low[row] + same[0]]
+            after = np.minimum(at + 1, len(run) - 1)
+            crowded = same_h1 & ~hit & (after != at) & (run.h1[after] == queries.h1)
+            for row in np.flatnonzero(crowded):  # equal h1 of different keys: ~never
+                position = int(at[row]) + 1
+                while position < len(run) and run.h1[position] == queries.h1[row]:
+                    if run.h2[position] == queries.h2[row]:
+                        found[row] = True
+                        content[row] = run.content[position]
+                        break
+                    position += 1
         return found, content

@@ -114,19 +114,23 @@ class LakeWriter:
         in Polars (saves a conversion for hashing).
         """
         prints = fingerprint(staged if frame is None else frame, CONTENT_COLUMNS)
-        keep = _first_of_each_key(prints, first_index, staged)
-        found, stored_content = self._index.lookup(prints)
-        found_pending, pending_content = self._pending_keys.lookup(prints)
+        order = np.argsort(prints.h1, kind="stable")
+        ordered = prints.take(order)
+        keep = _first_of_each_key(prints, ordered, first_index, staged)
+        found, stored_content = self._index.lookup(ordered)
+        found_pending, pending_content = self._pending_keys.lookup(ordered)
         stored_content = np.where(found, stored_content, pending_content)
         found |= found_pending
-        changed = np.flatnonzero(found & (stored_content != prints.content))
+        changed = np.flatnonzero(found & (stored_content != ordered.content))
         if len(changed):
-            raise _conflict(staged, changed, first_index, "already stored with different content")
-        new_rows = np.flatnonzero(keep & ~found)
+            raise _conflict(staged, np.sort(order[changed]), first_index,
+                            "already stored with different content")
+        new_sorted = keep[order] & ~found
+        new_rows = np.sort(order[new_sorted])
         if len(new_rows) == staged.num_rows:
-            self._write(staged, prints)
+            self._write(staged, ordered)
         elif len(new_rows):
-            self._write(staged.take(pa.array(new_rows)), prints.take(new_rows))
+            self._write(staged.take(pa.array(new_rows)), ordered.take(np.flatnonzero(new_sorted)))
         return AddResult(stored=len(new_rows), duplicates=staged.num_rows - len(new_rows))
 
     def commit(self) -> Manifest:
@@ -155,7 +159,7 @@ class LakeWriter:
         if self.settings.lake_fsync:
             fsync_dir(self.root)
         for pending in self._pending:
-            self._index.add(pending.name, pending.prints)
+            self._index.add(pending.name, pending.prints, presorted=True)
         logger.info("lake commit: %d files, %d rows, watermark %s", len(segments),
                     sum(s.rows for s in segments), stamp)
         self._manifest, self._pending = manifest, []
@@ -167,7 +171,7 @@ class LakeWriter:
         temp = temp_path(self.root, name)
         write_parquet(with_platform_columns(rows, self.ingested_at), temp, self.settings)
         self._pending.append(_Pending(name, temp, rows.num_rows, prints))
-        self._pending_keys.add(name, prints)
+        self._pending_keys.add(name, prints, presorted=True)
 
     def _unlock(self) -> None:
         if self._lock_fd >= 0:
@@ -260,10 +264,14 @@ def segment_name(number: int) -> str:
     return f"seg-{number:012d}.parquet"
 
 
-def _first_of_each_key(prints: Fingerprints, first_index: int, staged: pa.Table) -> np.ndarray:
-    """Mask of rows to keep: the first of each key; a key repeated with other content conflicts."""
-    by_h1 = np.sort(prints.h1)
-    if not (by_h1[1:] == by_h1[:-1]).any():  # the usual case: every key once
+def _first_of_each_key(prints: Fingerprints, ordered: Fingerprints, first_index: int,
+                       staged: pa.Table) -> np.ndarray:
+    """Mask of rows to keep: the first of each key; a key repeated with other content conflicts.
+
+    ``ordered`` is ``prints`` sorted by ``h1``: when no two neighbours share it (the usual
+    case) every key is there once and no further work is needed.
+    """
+    if not (ordered.h1[1:] == ordered.h1[:-1]).any():
         return np.ones(len(prints), dtype=bool)
     order = np.lexsort((prints.content, prints.h2, prints.h1))
     h1, h2, content = prints.h1[order], prints.h2[order], prints.content[order]
@@ -300,8 +308,9 @@ def _micros(moment: datetime) -> int:
 
 
 def _parquet_bytes(table: pa.Table) -> bytes:
+    """A key file: hashes do not compress, so it is written uncompressed."""
     sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="zstd")
+    pq.write_table(table, sink, compression="none")
     return sink.getvalue().to_pybytes()
 
 

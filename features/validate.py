@@ -332,7 +332,8 @@ def _to_arrow(table: pa.Table, staged: pl.DataFrame, converted: set[str]) -> pa.
     columns = []
     for target in STAGED_SCHEMA:
         if target.name in table.column_names and target.name not in derived:
-            columns.append(table.column(target.name).cast(target.type))
+            column = table.column(target.name)
+            columns.append(column if column.type == target.type else column.cast(target.type))
         elif target.name in derived or target.name in table.column_names:
             columns.append(staged.get_column(target.name).to_arrow().cast(target.type))
         else:

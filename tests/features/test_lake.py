@@ -7,8 +7,12 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from config.settings import Settings, load_settings
 from features.events import LAKE_SCHEMA
@@ -24,6 +28,7 @@ from features.lake import (
     scan_stored,
     watermark,
 )
+from features.lake_keys import Fingerprints, KeyIndex
 from features.lake_stats import lake_stats
 from features.lake_writer import compact, segment_name
 from tests.features.event_samples import correction, population, record, void
@@ -294,3 +299,30 @@ def test_a_watermark_before_every_ingest_reads_nothing(settings: Settings) -> No
     ingest_records(settings, population(5))
     frame = scan_events(settings, watermark=datetime(2000, 1, 1, tzinfo=UTC)).collect()
     assert frame.height == 0 and frame.columns == LAKE_SCHEMA.names
+
+
+@hsettings(max_examples=60, deadline=None)
+@given(batches=st.lists(st.lists(st.tuples(st.integers(0, 6), st.integers(0, 3)), max_size=12,
+                                 unique=True), min_size=1, max_size=5),
+       queries=st.lists(st.tuples(st.integers(0, 6), st.integers(0, 3)), max_size=20))
+def test_the_key_index_finds_exactly_the_stored_keys_even_when_hashes_collide(
+        batches: list[list[tuple[int, int]]], queries: list[tuple[int, int]]) -> None:
+    """Tiny hash ranges force many keys to share h1; only (h1, h2) equality may match."""
+    index, stored = KeyIndex(), {}
+    for number, batch in enumerate(batches):
+        fresh = [key for key in batch if key not in stored]
+        for key in fresh:
+            stored[key] = hash(key) % 1000
+        index.add(f"seg-{number}", _prints(fresh, [stored[k] for k in fresh]))
+    ordered = sorted(queries)
+    found, content = index.lookup(_prints(ordered, [0] * len(ordered)))
+    assert found.tolist() == [key in stored for key in ordered]
+    assert content.tolist() == [stored.get(key, 0) for key in ordered]
+
+
+def _prints(keys: list[tuple[int, int]], contents: list[int]) -> Fingerprints:
+    def column(values: list[int]) -> np.ndarray:
+        return np.array(values, dtype=np.uint64)
+
+    return Fingerprints(column([k[0] for k in keys]), column([k[1] for k in keys]),
+                        column(contents))
