@@ -95,8 +95,9 @@ class ScoreModel:
 
     def dmatrix(self, values: FloatMatrix) -> xgb.DMatrix:
         threads = 1 if values.shape[0] <= SMALL_SHAP_BATCH else self.n_jobs
-        return xgb.DMatrix(values, missing=np.nan, feature_names=list(self.feature_names),
-                           nthread=threads)
+        # No feature names: setting 90 names costs more than one row's SHAP, and the column
+        # order is already the model's (see ``matrix``).
+        return xgb.DMatrix(values, missing=np.nan, nthread=threads)
 
     def contributions(self, values: FloatMatrix) -> npt.NDArray[np.float32]:
         """Exact TreeSHAP contributions to the margin, one column per feature, then the bias."""

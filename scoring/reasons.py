@@ -21,6 +21,7 @@ from config.feature_definitions import FeatureSet
 from config.reasons import Reason, ReasonCatalogue
 
 NO_REASON = -1
+SMALL_BATCH = 256
 
 
 @dataclass(frozen=True)
@@ -92,6 +93,9 @@ def top_reasons(group_points: npt.NDArray[np.float64], layout: ReasonLayout) -> 
         return chosen
     usable = np.flatnonzero(layout.reason_usable)
     candidates = group_points[:, usable]
+    if n_rows <= SMALL_BATCH:  # one stable sort is cheaper than partition and tie repair
+        chosen[:, :k] = usable[np.argsort(candidates, axis=1, kind="stable")[:, :k]]
+        return chosen
     if k < usable.size:
         part = np.argpartition(candidates, k - 1, axis=1)[:, :k]
         # A group tied with the k-th must not lose its place to one later in the catalogue.

@@ -11,6 +11,7 @@ from config.feature_definitions import load_feature_definitions
 from config.scorecard import load_scorecard
 from scoring.explain import Explainer
 from scoring.points import unclipped_scores
+from scoring.scale import final_score
 from scoring.tips import TipAdvisor, TipReference, actionable_features
 from tests.scoring.explain_models import feature_names, random_features, train_model
 
@@ -51,7 +52,10 @@ def test_a_tips_gain_is_the_rescored_difference_and_never_lowers_the_score(
             assert after >= before
             assert tip["points"] == pytest.approx(min(after, SCALE.max_score) - before, abs=0.01)
             assert tip["points"] >= explainer.catalogue.limits.tip_min_points
-            assert tip["score_to"] == explainer.explain_one(_apply(row, tip)).score
+            assert tip["score_to"] == final_score(after, SCALE)
+            # The explanation of the changed vector agrees (SHAP sums in float32: 1e-3 points).
+            assert explainer.explain_one(_apply(row, tip)).score_unclipped == pytest.approx(
+                after, abs=1e-3)
 
 
 def test_at_most_three_tips_largest_gain_first_only_for_actionable_features(
