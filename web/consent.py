@@ -25,7 +25,7 @@ from sqlmodel import Field, SQLModel
 
 from config.purposes import SCOPE_CODES, load_purposes
 from web.clock import as_utc, utcnow
-from web.partners import Partner, PartnerInfo
+from web.partners import PARTNER_COLUMNS, Partner, PartnerInfo, partner_info
 
 # Scopes in order of what they show; each from `band` on includes the one before it.
 SCOPE_RANK = {"pass": 0, "band": 1, "score": 2, "score_history": 3}
@@ -236,8 +236,34 @@ def resolve_access(connection: Connection, *, partner_id: int, open_id: str, pur
     """
     row = connection.execute(_ACCESS, {"open_id": open_id, "partner_id": partner_id,
                                        "purpose": purpose}).first()
+    return _access(row) if row is not None else None
+
+
+# The partner and its access to one open id in one query: a single lookup reads both
+# before it verifies the signature (the partner's key is in the row).
+_PARTNER_ACCESS = (
+    sa.select(*PARTNER_COLUMNS, OpenId.user_id, Consent.scope, Consent.expires_at, Consent.revoked_at)
+    .select_from(Partner)
+    .outerjoin(OpenId, sa.and_(OpenId.partner_id == Partner.id, OpenId.open_id == sa.bindparam("open_id")))
+    .outerjoin(Consent, sa.and_(Consent.partner_id == Partner.id, Consent.user_id == OpenId.user_id,
+                                Consent.purpose == sa.bindparam("purpose")))
+    .where(Partner.name == sa.bindparam("name"))
+    .order_by(Consent.granted_at.desc(), Consent.id.desc())  # type: ignore[attr-defined, union-attr]
+    .limit(1)
+)
+
+
+def partner_and_access(connection: Connection, *, name: str, open_id: str,
+                       purpose: str) -> tuple[PartnerInfo | None, Access | None]:
+    """The partner called ``name`` and what ``open_id`` resolves to for it (one query)."""
+    row = connection.execute(_PARTNER_ACCESS, {"name": name, "open_id": open_id,
+                                               "purpose": purpose}).first()
     if row is None:
-        return None
+        return None, None
+    return partner_info(row), (_access(row) if row.user_id is not None else None)
+
+
+def _access(row: Any) -> Access:
     if row.scope is None:
         return Access(user_id=row.user_id, scope=None, state="none")
     if row.revoked_at is not None:

@@ -39,6 +39,7 @@ from web.partner_auth import (
     claim_nonce,
     close_db,
     db,
+    prefetched_access,
     reclaim_nonce,
     request_target,
     settle,
@@ -175,7 +176,9 @@ def events(json_data: EventsRequest) -> Response:
 
 
 def _access(partner: PartnerInfo, open_id: str, purpose: str, *, minimum_scope: str) -> Access:
-    access = resolve_access(db(), partner_id=partner.id, open_id=open_id, purpose=purpose)
+    known, access = prefetched_access(open_id, purpose)
+    if not known:
+        access = resolve_access(db(), partner_id=partner.id, open_id=open_id, purpose=purpose)
     if access is None:
         raise Problem("not-found", "no such open id")
     if access.state != "active" or access.scope is None:

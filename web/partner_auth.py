@@ -24,6 +24,7 @@ from flask import Flask, Response, current_app, g, request
 from sqlalchemy import Connection
 
 from web import rate_limits
+from web.consent import Access, partner_and_access
 from web.partners import PartnerInfo, partner_by_name
 from web.problems import Problem, problem_response
 from web.signing import (
@@ -86,7 +87,7 @@ def authenticate() -> PartnerInfo:
     try:
         parts = parse_headers(request.headers)
         check_clock(parts, skew=state.settings.partner_clock_skew)
-        partner = partner_by_name(db(), parts.partner)
+        partner = _partner(parts.partner)
         if partner is None or partner.disabled:
             raise SignatureRefused("unknown or disabled partner")
         verify(partner.public_key(), parts, method=request.method, target=request_target(),
@@ -98,6 +99,25 @@ def authenticate() -> PartnerInfo:
     if not _store().joins_transaction:
         claim_nonce()
     return partner
+
+
+def _partner(name: str) -> PartnerInfo | None:
+    """The calling partner; for a single lookup, read together with its access to the open id."""
+    open_id = (request.view_args or {}).get("open_id")
+    if request.endpoint != "partner_api.score" or not isinstance(open_id, str):
+        return partner_by_name(db(), name)
+    purpose = request.args.get("purpose", "")
+    partner, access = partner_and_access(db(), name=name, open_id=open_id, purpose=purpose)
+    g.prefetched_access = (open_id, purpose, access)
+    return partner
+
+
+def prefetched_access(open_id: str, purpose: str) -> tuple[bool, Access | None]:
+    """(True, access) when authentication already read this open id's access for this purpose."""
+    prefetched = g.get("prefetched_access")
+    if prefetched is None or prefetched[:2] != (open_id, purpose):
+        return False, None
+    return True, prefetched[2]
 
 
 def _store() -> NonceStore:

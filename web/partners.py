@@ -78,14 +78,15 @@ class PartnerInfo:
                 "redirect_uri": self.redirect_uri}
 
 
-_COLUMNS = (Partner.id, Partner.name, Partner.public_key_pem, Partner.role, Partner.disabled,
+PARTNER_COLUMNS = (Partner.id, Partner.name, Partner.public_key_pem, Partner.role, Partner.disabled,
             Partner.rate_limit, Partner.pass_thresholds, Partner.redirect_uri)
 
 
-_BY_NAME = sa.select(*_COLUMNS).where(Partner.name == sa.bindparam("name"))  # built once: hot path
+_BY_NAME = sa.select(*PARTNER_COLUMNS).where(Partner.name == sa.bindparam("name"))  # built once: hot path
 
 
-def _info(row: Any) -> PartnerInfo:
+def partner_info(row: Any) -> PartnerInfo:
+    """A row holding PARTNER_COLUMNS as a :class:`PartnerInfo`."""
     return PartnerInfo(id=row.id, name=row.name, public_key_pem=row.public_key_pem, role=row.role,
                        disabled=bool(row.disabled), rate_limit=row.rate_limit,
                        pass_thresholds=dict(row.pass_thresholds or {}), redirect_uri=row.redirect_uri)
@@ -176,7 +177,7 @@ def find_partner(engine: Engine, name: str) -> PartnerInfo | None:
 def partner_by_name(connection: Connection, name: str) -> PartnerInfo | None:
     """The partner called ``name``, read on the caller's connection (the API's hot path)."""
     row = connection.execute(_BY_NAME, {"name": name}).first()
-    return _info(row) if row is not None else None
+    return partner_info(row) if row is not None else None
 
 
 def require_partner(engine: Engine, name: str) -> PartnerInfo:
@@ -188,8 +189,8 @@ def require_partner(engine: Engine, name: str) -> PartnerInfo:
 
 def list_partners(engine: Engine) -> list[PartnerInfo]:
     with engine.connect() as connection:
-        rows = connection.execute(sa.select(*_COLUMNS).order_by(Partner.name)).all()
-    return [_info(row) for row in rows]
+        rows = connection.execute(sa.select(*PARTNER_COLUMNS).order_by(Partner.name)).all()
+    return [partner_info(row) for row in rows]
 
 
 def set_disabled(engine: Engine, name: str, *, disabled: bool = True) -> PartnerInfo:
