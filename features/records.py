@@ -43,7 +43,10 @@ def parse_records(records: Sequence[Any]) -> tuple[pa.Table, list[RowProblem]]:
     try:
         return rows_to_table([_row(event) for event in INPUT_EVENTS.validate_python(records)]), []
     except ValidationError:
-        pass
+        return _parse_one_by_one(records)
+
+
+def _parse_one_by_one(records: Sequence[Any]) -> tuple[pa.Table, list[RowProblem]]:
     rows: list[dict[str, Any]] = []
     problems: list[RowProblem] = []
     for index, record in enumerate(records):
