@@ -4,7 +4,7 @@ Layout::
 
     lake/manifest.json        the committed state: files, ingest watermark, next file number
     lake/events/seg-*.parquet  events, one row each, in :data:`features.events.LAKE_SCHEMA`
-    lake/keys/seg-*.parquet    per events file: key fingerprints and content hashes
+    lake/keys/seg-*.keys.npy   per events file: key fingerprints and content hashes
     lake/tmp/                  files being written (never read; emptied by the next writer)
     lake/.lock                 writers (ingestion, compaction) hold it with fcntl.flock
 

@@ -24,6 +24,7 @@ allowed to take, and it would split one commit across two stores.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -34,7 +35,6 @@ CONTENT_SEED = 0x5EED_0003
 HASH_ID = f"polars-{pl.__version__}/hash_rows/1"
 """Names the hash function; key files made with another one are rebuilt."""
 
-KEY_SCHEMA = pa.schema([("h1", pa.uint64()), ("h2", pa.uint64()), ("content", pa.uint64())])
 
 
 @dataclass(frozen=True)
@@ -51,14 +51,18 @@ class Fingerprints:
     def take(self, rows: np.ndarray) -> Fingerprints:
         return Fingerprints(self.h1[rows], self.h2[rows], self.content[rows])
 
-    def to_arrow(self) -> pa.Table:
-        return pa.Table.from_arrays([pa.array(self.h1), pa.array(self.h2),
-                                     pa.array(self.content)], schema=KEY_SCHEMA)
+    def save(self, path: Path) -> None:
+        """Write as one .npy array (3 x rows); derived data, so neither renamed nor fsynced."""
+        with open(path, "wb") as handle:
+            np.save(handle, np.stack([self.h1, self.h2, self.content]))
 
     @classmethod
-    def from_arrow(cls, table: pa.Table) -> Fingerprints:
-        return cls(*(table.column(name).to_numpy().astype(np.uint64, copy=False)
-                     for name in ("h1", "h2", "content")))
+    def load(cls, path: Path, rows: int) -> Fingerprints:
+        """Read a key file; ValueError when it is damaged or not of ``rows`` rows."""
+        array = np.load(path, allow_pickle=False)
+        if array.dtype != np.uint64 or array.shape != (3, rows):
+            raise ValueError(f"key file has shape {array.shape}, expected (3, {rows})")
+        return cls(array[0], array[1], array[2])
 
     @classmethod
     def concat(cls, parts: list[Fingerprints]) -> Fingerprints:

@@ -143,8 +143,7 @@ class LakeWriter:
         if not self._pending:
             return self._manifest
         for pending in self._pending:
-            write_atomic(self.root / KEYS / pending.name, _parquet_bytes(pending.prints.to_arrow()),
-                         durable=False)
+            pending.prints.save(key_path(self.root, pending.name))
             os.replace(pending.temp, self.root / EVENTS / pending.name)
         stamp = self.ingested_at.isoformat()
         segments = [Segment(p.name, p.rows, stamp, stamp) for p in self._pending]
@@ -214,21 +213,26 @@ def known_keys(root: Path, manifest: Manifest) -> KeyIndex:
         index = _indexes[root] = KeyIndex()
     for segment in manifest.segments:
         if segment.name not in index.files:
-            index.add(segment.name, _key_file(root, segment.name, manifest.hash_id))
+            index.add(segment.name, _key_file(root, segment, manifest.hash_id))
     return index
 
 
-def _key_file(root: Path, name: str, hash_id: str) -> Fingerprints:
-    path = root / KEYS / name
+def key_path(root: Path, name: str) -> Path:
+    """The key file of the events file ``name``."""
+    return root / KEYS / name.replace(".parquet", ".keys.npy")
+
+
+def _key_file(root: Path, segment: Segment, hash_id: str) -> Fingerprints:
+    path = key_path(root, segment.name)
     if path.exists() and hash_id == HASH_ID:
         try:
-            return Fingerprints.from_arrow(pq.read_table(path))
-        except (pa.ArrowException, OSError) as exc:  # not fsynced: may be lost in a crash
-            logger.warning("key file %s unreadable (%s); rebuilding it", name, exc)
-    logger.info("rebuilding key file %s", name)
-    events = pq.read_table(root / EVENTS / name, columns=CONTENT_COLUMNS)
+            return Fingerprints.load(path, segment.rows)
+        except (ValueError, OSError, EOFError) as exc:  # not fsynced: may be lost in a crash
+            logger.warning("key file of %s unreadable (%s); rebuilding it", segment.name, exc)
+    logger.info("rebuilding the key file of %s", segment.name)
+    events = pq.read_table(root / EVENTS / segment.name, columns=CONTENT_COLUMNS)
     prints = fingerprint(events, CONTENT_COLUMNS)
-    write_atomic(path, _parquet_bytes(prints.to_arrow()), durable=False)
+    prints.save(path)
     return prints
 
 
@@ -244,15 +248,16 @@ def remove_orphans(root: Path, manifest: Manifest, *, thorough: bool = False) ->
         path.unlink(missing_ok=True)
     number = manifest.next_segment
     while (root / EVENTS / segment_name(number)).exists() \
-            or (root / KEYS / segment_name(number)).exists():
+            or key_path(root, segment_name(number)).exists():
         logger.warning("removing uncommitted lake file %s", segment_name(number))
         (root / EVENTS / segment_name(number)).unlink(missing_ok=True)
-        (root / KEYS / segment_name(number)).unlink(missing_ok=True)
+        key_path(root, segment_name(number)).unlink(missing_ok=True)
         number += 1
     if not thorough:
         return
     live = {segment.name for segment in manifest.segments}
     live |= {entry["name"] for entry in manifest.retired}
+    live |= {key_path(root, name).name for name in live}
     for folder in (root / EVENTS, root / KEYS):
         for path in folder.iterdir():
             if path.name not in live:
@@ -307,13 +312,6 @@ def _micros(moment: datetime) -> int:
     return (moment - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
-def _parquet_bytes(table: pa.Table) -> bytes:
-    """A key file: hashes do not compress, so it is written uncompressed."""
-    sink = pa.BufferOutputStream()
-    pq.write_table(table, sink, compression="none")
-    return sink.getvalue().to_pybytes()
-
-
 @dataclass(frozen=True)
 class CompactResult:
     """What compaction did: files before and after, and retired files deleted."""
@@ -359,7 +357,7 @@ def _compact(writer: LakeWriter, target: int, grace: float) -> CompactResult:
         write_atomic(root / MANIFEST, new.to_json().encode())
     for name in due:
         (root / EVENTS / name).unlink(missing_ok=True)
-        (root / KEYS / name).unlink(missing_ok=True)
+        key_path(root, name).unlink(missing_ok=True)
     _indexes.pop(root, None)
     writer._manifest = new
     logger.info("compacted %d files into %d", len(manifest.segments), len(segments))
@@ -394,8 +392,7 @@ def _merge(root: Path, group: list[Segment], name: str, settings: Settings,
                 out.write_table(pq.read_table(root / EVENTS / segment.name, schema=LAKE_SCHEMA))
         handle.flush()
         os.fsync(handle.fileno())
-    keys = Fingerprints.concat([_key_file(root, s.name, hash_id) for s in group])
-    write_atomic(root / KEYS / name, _parquet_bytes(keys.to_arrow()), durable=False)
+    Fingerprints.concat([_key_file(root, s, hash_id) for s in group]).save(key_path(root, name))
     os.replace(temp, root / EVENTS / name)
     fsync_dir(root / EVENTS)
     return Segment(name, sum(s.rows for s in group), min(s.min_ingested_at for s in group),

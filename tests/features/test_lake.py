@@ -30,7 +30,7 @@ from features.lake import (
 )
 from features.lake_keys import Fingerprints, KeyIndex
 from features.lake_stats import lake_stats
-from features.lake_writer import compact, segment_name
+from features.lake_writer import compact, key_path, segment_name
 from tests.features.event_samples import correction, population, record, void
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
@@ -147,9 +147,9 @@ def test_files_a_crashed_writer_left_do_not_count_and_are_removed(settings: Sett
     ingest_records(settings, population(5))
     root = lake_dir(settings)
     number = json.loads((root / MANIFEST).read_text())["next_segment"]
-    renamed = [root / folder / segment_name(number) for folder in (EVENTS, KEYS)]
-    for path in renamed:
-        path.write_bytes((root / folder_of(path) / lake_files(settings)[0].name).read_bytes())
+    first = lake_files(settings)[0].name
+    (root / EVENTS / segment_name(number)).write_bytes((root / EVENTS / first).read_bytes())
+    key_path(root, segment_name(number)).write_bytes(key_path(root, first).read_bytes())
     half = root / TMP / "123-abc-seg-000000001000.parquet"
     half.write_bytes(b"PAR1 half written")
     assert scan_events(settings).collect().height == 5
@@ -158,10 +158,6 @@ def test_files_a_crashed_writer_left_do_not_count_and_are_removed(settings: Sett
     assert not half.exists()
     assert scan_events(settings).collect().height == 8
     assert _ids(scan_stored(settings)) == _ids(scan_events(settings))
-
-
-def folder_of(path: Path) -> str:
-    return path.parent.name
 
 
 def test_compaction_removes_any_file_the_manifest_does_not_name(settings: Settings) -> None:
@@ -176,7 +172,7 @@ def test_compaction_removes_any_file_the_manifest_does_not_name(settings: Settin
 def test_a_lost_key_file_is_rebuilt_and_dedup_still_holds(settings: Settings) -> None:
     batch = population(6)
     ingest_records(settings, batch)
-    for path in (lake_dir(settings) / KEYS).glob("*.parquet"):
+    for path in (lake_dir(settings) / KEYS).iterdir():
         path.write_bytes(b"garbage")
     fresh = load_settings(home=settings.home, log_format="text", lake_compression="snappy")
     _forget_cached_keys()
@@ -288,7 +284,7 @@ def test_compaction_rebuilds_a_lost_key_file(settings: Settings) -> None:
     events = population(8)
     ingest_records(settings, events[:4])
     ingest_records(settings, events[4:])
-    for path in (lake_dir(settings) / KEYS).glob("*.parquet"):
+    for path in (lake_dir(settings) / KEYS).iterdir():
         path.write_bytes(b"lost in a crash")
     compact(settings)
     _forget_cached_keys()
