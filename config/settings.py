@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     model_max_rounds: int = Field(ge=1, description="Most boosting rounds (trees) of a model.")
     model_search_rows: int = Field(
         ge=100, description="The search runs on a stratified sample of at most this many rows.")
+    model_threads: int = Field(
+        ge=0, le=512, description="XGBoost threads for training (0: all cores; 1 on a busy machine).")
     model_training_dates: int = Field(
         ge=2, le=60, description="Monthly as-of dates a training run uses, ending at the latest "
         "with a full outcome window, which is held out.")

@@ -24,6 +24,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 import xgboost as xgb
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from scoring.frames import Frame, infer_categories, model_matrix, to_pandas
 
@@ -67,7 +68,8 @@ class ScoreTrainer:
     early_stopping_rounds: rounds without a better CV AUC before a candidate stops.
     search_rows: the search runs on a stratified sample of at most this many rows.
     random_state: seeds the search, the folds, the sample and XGBoost.
-    n_jobs: XGBoost threads (0: all cores).
+    n_jobs: XGBoost threads; None or 1: one (as scikit-learn), 0 or -1: all cores. Threads
+        pay off on an idle machine only: on a busy one OpenMP's spinning makes them slower.
     """
 
     def __init__(
@@ -80,7 +82,7 @@ class ScoreTrainer:
         early_stopping_rounds: int = 50,
         search_rows: int = 200_000,
         random_state: int = 0,
-        n_jobs: int = 0,
+        n_jobs: int | None = None,
     ) -> None:
         self.monotone = dict(monotone or {})
         self.search_budget = search_budget
@@ -99,7 +101,7 @@ class ScoreTrainer:
             "max_rounds": self.max_rounds >= 1,
             "early_stopping_rounds": self.early_stopping_rounds >= 1,
             "search_rows": self.search_rows >= 100,
-            "n_jobs": self.n_jobs >= 0,
+            "n_jobs": self.n_jobs is None or self.n_jobs >= -1,
         }
         for name, ok in checks.items():
             if not ok:
@@ -110,17 +112,26 @@ class ScoreTrainer:
 
     # -- fitting -------------------------------------------------------------
 
-    def fit(self, X: Frame, y: npt.ArrayLike) -> ScoreTrainer:
-        """Search, then refit the best candidate on every row."""
+    def fit(self, X: Frame, y: npt.ArrayLike, *, groups: npt.ArrayLike | None = None,
+            ) -> ScoreTrainer:
+        """Search, then refit the best candidate on every row.
+
+        ``groups`` (e.g. user ids when a user appears at several as-of dates)
+        keeps each group inside one fold of the search, so that the folds do
+        not leak a user's future rows into their own validation.
+        """
         table = to_pandas(X)
         labels = _binary_labels(y, len(table))
+        group_ids = None if groups is None else np.asarray(groups)
+        if group_ids is not None and group_ids.shape != labels.shape:
+            raise ValueError(f"groups must be one value per row of X ({labels.size})")
         self.feature_names_ = [str(name) for name in table.columns]
         if not self.feature_names_:
             raise ValueError("X has no feature columns")
         self.categories_ = infer_categories(table)
         self._check_monotone()
         matrix = model_matrix(table, self.feature_names_, self.categories_)
-        self.search_results_ = self._search(matrix, labels)
+        self.search_results_ = self._search(matrix, labels, group_ids)
         best = max(self.search_results_, key=lambda candidate: candidate.cv_auc)
         self.params_ = dict(best.params)
         self.cv_auc_ = best.cv_auc
@@ -144,16 +155,19 @@ class ScoreTrainer:
         if categorical:
             raise ValueError(f"monotone: categorical column cannot be constrained: {categorical[0]}")
 
-    def _search(self, matrix: pd.DataFrame, labels: np.ndarray) -> list[Candidate]:
+    def _search(self, matrix: pd.DataFrame, labels: np.ndarray,
+                groups: np.ndarray | None) -> list[Candidate]:
         sample = _stratified_sample(labels, self.search_rows, self.random_state)
         dtrain = self._dmatrix(matrix.iloc[sample], labels[sample])
+        splitter = StratifiedGroupKFold if groups is not None else StratifiedKFold
+        folds = list(splitter(self.cv_folds, shuffle=True, random_state=self.random_state).split(
+            sample, labels[sample], None if groups is None else groups[sample]))
         results = []
         for params in self.candidates():
             history = xgb.cv(
                 self._xgb_params(params), dtrain, num_boost_round=self.max_rounds,
-                nfold=self.cv_folds, stratified=True, metrics="auc",
-                early_stopping_rounds=self.early_stopping_rounds, seed=self.random_state,
-                shuffle=True,
+                folds=folds, metrics="auc", early_stopping_rounds=self.early_stopping_rounds,
+                seed=self.random_state,
             )
             results.append(Candidate(
                 params=params, cv_auc=float(history["test-auc-mean"].iloc[-1]),
@@ -186,14 +200,21 @@ class ScoreTrainer:
             "tree_method": "hist",
             "max_cat_to_onehot": 8,
             "monotone_constraints": "(" + ",".join(str(c) for c in constraints) + ")",
-            "nthread": self.n_jobs,
+            "nthread": self._threads,
             "seed": self.random_state,
             "verbosity": 0,
         }
 
     def _dmatrix(self, matrix: pd.DataFrame, labels: np.ndarray | None = None) -> xgb.DMatrix:
         return xgb.DMatrix(matrix, label=labels, enable_categorical=True, missing=np.nan,
-                           nthread=self.n_jobs)
+                           nthread=self._threads)
+
+    @property
+    def _threads(self) -> int:
+        """XGBoost's nthread: 0 means all cores."""
+        if self.n_jobs is None:
+            return 1
+        return 0 if self.n_jobs in (0, -1) else self.n_jobs
 
     # -- prediction ----------------------------------------------------------
 

@@ -36,8 +36,9 @@ def test_raising_a_constrained_feature_moves_risk_only_its_way(fitted, row: int,
                                                                 step: float) -> None:
     trainer, features, _, _ = fitted
     user = features.iloc[[row]].copy()
+    user[feature] = np.nan_to_num(user[feature].to_numpy(), nan=1.0)  # from a value, not missing
     before = trainer.predict_proba(user)[0]
-    user[feature] = np.nan_to_num(user[feature].to_numpy(), nan=0.0) + step
+    user[feature] = user[feature] + step
     after = trainer.predict_proba(user)[0]
     if monotone()[feature] > 0:
         assert after >= before - 1e-7
@@ -79,6 +80,13 @@ def test_categorical_columns_and_unseen_levels_are_handled() -> None:
     trainer = ScoreTrainer(**FAST).fit(frame, bad)
     unseen = pd.DataFrame({"city": ["zzz", None], "x": [0.0, 1.0]})
     assert np.isfinite(trainer.predict_proba(unseen)).all()
+
+
+def test_grouped_search_keeps_each_group_in_one_fold() -> None:
+    features, bad, _ = population(600, seed=2)
+    groups = np.arange(600) // 3
+    trainer = ScoreTrainer(**FAST).fit(features, bad, groups=groups)
+    assert trainer.n_rounds_ >= 1
 
 
 def test_search_is_deterministic_and_bounded() -> None:

@@ -2,30 +2,29 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import click
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from sqlalchemy.exc import SQLAlchemyError
 
+from config.database import get_engine, upgrade
 from config.settings import Settings
+from features.store import FeatureStoreError
+from scoring import registry
+from scoring.artefacts import RegistryError
 from scoring.evaluate import Evaluation, EvaluationError, evaluate_table, read_table
+from scoring.labels import LabelError
+from scoring.report import write_report
+from scoring.training import TrainingError, train_model, trainer_options
 from web.cli import CliError, echo_json, settings_from
 
 
 @click.group()
 def model() -> None:
     """Train, evaluate, list, show, promote and report models."""
-
-
-def trainer_options(settings: Settings) -> dict[str, Any]:
-    """The trainer's search settings, as keyword arguments of ScoreTrainer."""
-    return {
-        "search_budget": settings.model_search_budget,
-        "cv_folds": settings.model_cv_folds,
-        "max_rounds": settings.model_max_rounds,
-        "search_rows": settings.model_search_rows,
-    }
 
 
 def _progress() -> Progress:
@@ -73,3 +72,117 @@ def _print_evaluation(result: Evaluation) -> None:
     click.echo(f"Brier {result.brier:.4f} ± {result.brier_std:.4f}")
     for decision in result.columns:
         click.echo(f"  {decision.column}: {decision.action} ({decision.reason})")
+
+
+def _registry_settings(ctx: click.Context) -> Settings:
+    settings = settings_from(ctx)
+    try:
+        upgrade(get_engine(settings))
+    except SQLAlchemyError as exc:
+        raise CliError(f"cannot open the database: {str(exc).splitlines()[0]}") from None
+    return settings
+
+
+@model.command("train")
+@click.option("--engine", type=click.Choice(["polars", "spark"]), default="polars",
+              show_default=True, help="Train on one machine, or with xgboost.spark.")
+@click.option("--as-of", "as_of", multiple=True, type=click.DateTime(["%Y-%m-%d"]),
+              help="An as-of date (repeat; the latest is held out). Default: monthly dates "
+                   "ending at the latest with a complete outcome window.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_context
+def train(ctx: click.Context, engine: str, as_of: tuple[Any, ...], as_json: bool) -> None:
+    """Train, calibrate and register a new model version (the challenger)."""
+    settings = _registry_settings(ctx)
+    dates = [value.date() for value in as_of] or None
+    stages = ("labels", "features", "fit", "calibrate", "register")
+    try:
+        with _progress() as progress:
+            task = progress.add_task("training", total=len(stages))
+
+            def advance(stage: str) -> None:
+                progress.update(task, completed=stages.index(stage), description=stage)
+
+            outcome = train_model(settings, as_of_dates=dates, engine=engine, progress=advance)
+    except (TrainingError, LabelError, FeatureStoreError, RegistryError) as exc:
+        raise CliError(str(exc)) from None
+    if as_json:
+        echo_json(outcome.model_dump(mode="json"))
+        return
+    click.echo(f"registered {outcome.version} ({outcome.role}) in {outcome.seconds:.1f}s: "
+               f"out-of-time AUC {outcome.oot['auc']:.4f}, KS {outcome.oot['ks']:.4f}, "
+               f"{outcome.n_train} training rows, {outcome.n_holdout} held out "
+               f"({outcome.holdout_as_of})")
+
+
+@model.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_context
+def list_(ctx: click.Context, as_json: bool) -> None:
+    """Every model version, newest first, with its role."""
+    versions = registry.list_versions(_registry_settings(ctx))
+    if as_json:
+        echo_json([version.model_dump(mode="json") for version in versions])
+        return
+    if not versions:
+        click.echo("no model versions yet: run `altcredit model train`")
+    for version in versions:
+        auc = "–" if version.oot_auc is None else f"{version.oot_auc:.4f}"
+        click.echo(f"{version.id}  {version.role or '':10}  AUC {auc}  "
+                   f"{version.created_at:%Y-%m-%d %H:%M}  {version.engine}")
+
+
+@model.command("show")
+@click.argument("version")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
+@click.pass_context
+def show(ctx: click.Context, version: str, as_json: bool) -> None:
+    """One version: its metadata, verified against its checksum."""
+    settings = _registry_settings(ctx)
+    try:
+        info = registry.get_version(settings, version)
+        loaded = registry.load_version(settings, version)
+    except RegistryError as exc:
+        raise CliError(str(exc)) from None
+    document = {**info.model_dump(mode="json"),
+                **loaded.meta.model_dump(mode="json", exclude={"importance", "dimensions"})}
+    if as_json:
+        echo_json(document)
+        return
+    for key in ("id", "role", "created_at", "data_watermark", "definitions_hash", "engine",
+                "checksum", "holdout_as_of", "train_as_of", "calibration", "metrics"):
+        click.echo(f"{key}: {document.get(key)}")
+
+
+@model.command("promote")
+@click.argument("version")
+@click.option("--force", is_flag=True, help="Promote past the AUC and PSI gates (recorded).")
+@click.pass_context
+def promote(ctx: click.Context, version: str, force: bool) -> None:
+    """Make a version the champion, if it passes the promotion gates."""
+    settings = _registry_settings(ctx)
+    try:
+        result = registry.promote(settings, version, force=force)
+    except RegistryError as exc:
+        raise CliError(str(exc)) from None
+    gates = ("" if result.psi is None
+             else f" (AUC drop {result.auc_drop:.4f}, PSI {result.psi:.3f})")
+    click.echo(f"{result.version} is the champion{gates}"
+               + (" — forced" if result.forced else ""))
+
+
+@model.command("report")
+@click.argument("version")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON document.")
+@click.pass_context
+def report(ctx: click.Context, version: str, as_json: bool) -> None:
+    """Write a version's report (JSON and a self-contained HTML page)."""
+    settings = _registry_settings(ctx)
+    try:
+        json_path, html_path = write_report(settings, version)
+    except RegistryError as exc:
+        raise CliError(str(exc)) from None
+    if as_json:
+        echo_json(json.loads(json_path.read_text(encoding="utf-8")))
+        return
+    click.echo(f"wrote {html_path} and {json_path}")
