@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from config.database import get_engine, upgrade
-from config.settings import Settings
+from config.database import dispose_engines, get_engine, upgrade
+from config.settings import Settings, load_settings
 from scoring.publish import list_scores
+from scoring.recompute import recompute
 from tests.scoring.test_recompute import AS_OF, LATER, populate, register_champion
 from web.cli import main
 
@@ -20,19 +23,38 @@ def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
+@pytest.fixture(scope="module")
+def scored_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, str]]:
+    """A data home with two recomputed dates (built once), and a user scored on both."""
+    home = tmp_path_factory.mktemp("scores") / "home"
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith("ALTCREDIT_") and name != "ALTCREDIT_TEST_DATABASE_URL":
+                patch.delenv(name)
+        patch.setenv("ALTCREDIT_HOME", str(home))
+        settings = load_settings(home=home, log_format="text")
+        engine = get_engine(settings)
+        upgrade(engine)
+        populate(settings, home.parent / "sim")
+        register_champion(settings)
+        for day in (AS_OF, LATER):
+            recompute(settings, as_of=day)
+        earlier = {s.user_id for s in list_scores(engine, as_of=AS_OF, limit=10_000) if s.score}
+        user = next(s.user_id for s in list_scores(engine, as_of=LATER, limit=10_000)
+                    if s.score and s.user_id in earlier)
+        yield home, user
+    dispose_engines()
+
+
 @pytest.fixture
-def published(settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
-    """Two recomputed dates; returns a user scored on both."""
-    upgrade(get_engine(settings))
-    populate(settings, tmp_path / "sim")
-    register_champion(settings)
-    for day in (AS_OF, LATER):
-        code, _out, err = run(capsys, "scores", "recompute", "--as-of", day.isoformat())
-        assert code == 0, err
-    engine = get_engine(settings)
-    earlier = {s.user_id for s in list_scores(engine, as_of=AS_OF, limit=10_000) if s.score}
-    return next(s.user_id for s in list_scores(engine, as_of=LATER, limit=10_000)
-                if s.score and s.user_id in earlier)
+def published(scored_home: tuple[Path, str], monkeypatch: pytest.MonkeyPatch) -> str:
+    """The user scored on both dates; the CLI reads the shared home."""
+    monkeypatch.setenv("ALTCREDIT_HOME", str(scored_home[0]))
+    return scored_home[1]
+
+
+def published_settings(scored_home: tuple[Path, str]) -> Settings:
+    return load_settings(home=scored_home[0], log_format="text")
 
 
 def test_explain_json_has_every_part_and_the_change(published: str,
@@ -72,19 +94,33 @@ def test_list_and_show_print_one_json_document(published: str,
     assert code == 0 and "reasons:" in out
 
 
-def test_bad_input_is_one_line_and_changes_nothing(published: str, settings: Settings,
+def test_bad_input_is_one_line_and_changes_nothing(published: str,
+                                                  scored_home: tuple[Path, str],
                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    before = list_scores(get_engine(settings), limit=10_000)
+    engine = get_engine(published_settings(scored_home))
+    before = list_scores(engine, limit=10_000)
     code, _, err = run(capsys, "scores", "show", "--user", "nobody")
     assert code == 1 and err.strip() == "altcredit: no published score for user nobody"
     code, _, err = run(capsys, "scores", "explain", "--user", published, "--since", "2020-01-01")
     assert code == 1 and "on or before 2020-01-01" in err and len(err.strip().splitlines()) == 1
     code, _, err = run(capsys, "scores", "recompute", "--as-of", "yesterday")
     assert code == 2 and "is not a date" in err
-    assert list_scores(get_engine(settings), limit=10_000) == before
+    assert list_scores(engine, limit=10_000) == before
 
 
 def test_recompute_without_a_model_says_what_to_do(settings: Settings,
                                                    capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "scores", "recompute", "--as-of", AS_OF.isoformat())
     assert code == 1 and "run `altcredit model train` first" in err
+
+
+def test_recompute_reruns_a_date_and_prints_its_summary(published: str,
+                                                        scored_home: tuple[Path, str],
+                                                        capsys: pytest.CaptureFixture[str]) -> None:
+    engine = get_engine(published_settings(scored_home))
+    before = len(list_scores(engine, as_of=LATER, limit=10_000))
+    code, out, err = run(capsys, "scores", "recompute", "--as-of", LATER.isoformat(), "--json")
+    assert code == 0, err
+    summary = json.loads(out)
+    assert summary["as_of"] == LATER.isoformat() and summary["n_users"] == before
+    assert len(list_scores(engine, as_of=LATER, limit=10_000)) == before
