@@ -139,3 +139,13 @@ def test_published_catalogue_is_current() -> None:
         reason_catalogue.render_json(document), "run: python -m scoring.reason_catalogue"
     assert reason_catalogue.MARKDOWN_FILE.read_text(encoding="utf-8") == \
         reason_catalogue.render_markdown(document), "run: python -m scoring.reason_catalogue"
+
+
+def test_large_batches_choose_the_same_reasons_as_a_full_stable_sort(explainer: Explainer) -> None:
+    layout = explainer.layout
+    rng = np.random.default_rng(1)
+    # Coarse values make ties common, also at the fourth place.
+    points = rng.integers(-3, 3, size=(1000, len(layout.reasons))).astype(float)
+    usable = np.flatnonzero(layout.reason_usable)
+    expected = usable[np.argsort(points[:, usable], axis=1, kind="stable")[:, :4]]
+    assert np.array_equal(top_reasons(points, layout)[:, :4], expected)
