@@ -306,10 +306,9 @@ def _bad_path(ctx: Context, bills: Schedule, dues: Schedule) -> BadPath:
                      & (bills.kind == preferred))
     bill_rows = _first_per_user(bills.user, bill_at_onset, np.ones(len(bills.user)), b.users)
     credit = credit_rows >= 0
-    account = np.where(credit, dues.account[credit_rows],
-                       np.where(bill_rows >= 0, bills.account[bill_rows], -1))
-    first_due = np.where(credit, dues.due[credit_rows],
-                         np.where(bill_rows >= 0, bills.due[bill_rows], -1))
+    account = np.where(credit, _pick(dues.account, credit_rows),
+                       _pick(bills.account, bill_rows))
+    first_due = np.where(credit, _pick(dues.due, credit_rows), _pick(bills.due, bill_rows))
     catch_up = credit & (rng.random(b.users) < CATCH_UP_SHARE)
     delay = np.where(catch_up, rng.integers(90, 121, b.users), 90 + rng.integers(0, 8, b.users))
     bad_day = np.where(account >= 0, first_due + delay, -1)
@@ -326,6 +325,14 @@ def _first_per_user(user: np.ndarray, eligible: np.ndarray, priority: np.ndarray
     chosen = np.full(users, -1)
     chosen[found] = order[first]
     return chosen
+
+
+def _pick(values: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """``values[rows]`` where a row was found, -1 where none was (rows of -1)."""
+    picked = np.full(len(rows), -1, dtype=np.int64)
+    found = rows >= 0
+    picked[found] = values[rows[found]]
+    return picked
 
 
 def _settle(ctx: Context, schedule: Schedule, path: BadPath, habit: np.ndarray,

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 from config.settings import Settings
 from features.events import INPUT_SCHEMA, Kind
 from features.ingest import ingest_files
-from features.simulate import SimulationSummary, simulate
+from features.simulate import SimulationSummary, simulate, simulate_block
 from features.simulate_frame import _money, digits
-from features.simulate_world import Timeline
+from features.simulate_world import Timeline, onset_intercept
 from features.validate import stage_table
 from web.cli import main
 
@@ -127,9 +127,9 @@ def test_event_ids_are_unique_per_source(events: pl.DataFrame) -> None:
 
 
 def test_events_pass_ingestion_validation(simulated: SimulationSummary) -> None:
-    for path in simulated.event_files:
-        staged = stage_table(pq.read_table(path))
-        assert staged.problems == []
+    staged = stage_table(pq.read_table(simulated.event_files[0]))  # the first 1,000 users
+    assert staged.problems == []
+    assert staged.table is not None and staged.table.num_rows > 250_000
 
 
 def test_events_ingest_into_the_lake(tmp_path: Path, settings: Settings) -> None:
@@ -168,8 +168,8 @@ def test_realised_bad_rate_is_near_the_knob(simulated: SimulationSummary, truth:
 
 
 def test_a_higher_knob_makes_more_users_bad(tmp_path: Path) -> None:
-    low = _small(tmp_path / "low", users=2000, months=12, bad_rate=0.02)
-    high = _small(tmp_path / "high", users=2000, months=12, bad_rate=0.15)
+    low = _small(tmp_path / "low", users=1000, months=12, bad_rate=0.02)
+    high = _small(tmp_path / "high", users=1000, months=12, bad_rate=0.15)
     assert high.realised_bad_rate > 2 * low.realised_bad_rate
     assert 0.10 <= high.realised_bad_rate <= 0.20
 
@@ -257,6 +257,24 @@ def test_timeline_covers_exactly_the_months_before_the_end(end: date, months: in
     assert start.day == end.day or start.day < end.day
     assert timeline.calendar_starts()[0] <= timeline.start_day < timeline.end_day
     assert timeline.calendar_starts()[-1] < timeline.end_day
+
+
+@settings(max_examples=8, deadline=None)
+@given(st.integers(1, 40), st.integers(1, 14), st.integers(0, 2**31),
+       st.dates(date(2001, 1, 1), date(2040, 12, 31)))
+def test_any_small_block_keeps_the_contract(users: int, months: int, seed: int,
+                                            end: date) -> None:
+    timeline = Timeline.ending(end, months)
+    events, truth, _bad = simulate_block(0, users=users, seed=seed, timeline=timeline,
+                                         intercept=onset_intercept(0.05))
+    assert events.schema == INPUT_SCHEMA
+    assert stage_table(events).problems == []
+    frame = pl.from_arrow(events)
+    assert frame.select("source", "event_id").is_unique().all()
+    end_time = datetime(end.year, end.month, end.day, tzinfo=UTC)
+    assert frame.filter(pl.col("reported_at") >= end_time).is_empty()
+    assert (frame["reported_at"] >= frame["event_time"]).all()
+    assert truth.num_rows == users * timeline.months
 
 
 # -- bad input ----------------------------------------------------------------------------
