@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import sys
 import tempfile
@@ -180,6 +181,33 @@ def main() -> None:
             print(f"api      ingest_records, {len(payloads)} batches of 1,000, lake_fsync="
                   f"{str(durable).lower():5}: {rate:10,.0f} events/s (aim 50,000/s); "
                   f"service/json {rate * json_seconds / total:.2f}x")
+        rate = concurrent_api(work / "api-workers", payloads, workers=2)
+        print(f"api      the same from 2 processes at once (as 2 gunicorn workers), "
+              f"lake_fsync=true: {rate:10,.0f} events/s")
+
+
+def concurrent_api(home: Path, payloads: list[list[dict[str, Any]]], *, workers: int) -> float:
+    """Events per second when ``workers`` processes send batches into one lake at once."""
+    shares = [payloads[i::workers] for i in range(workers)]
+    context = multiprocessing.get_context("spawn")
+    with context.Pool(workers, initializer=_warm_up, initargs=(str(home), payloads[0])) as pool:
+        pool.map(time.sleep, [0.5] * workers)  # every worker started and warmed up
+        began = time.perf_counter()
+        pool.starmap(_send, [(str(home), share) for share in shares])
+        seconds = time.perf_counter() - began
+    return sum(len(batch) for batch in payloads) / seconds
+
+
+def _warm_up(home: str, batch: list[dict[str, Any]]) -> None:
+    """Import and exercise every code path once, in a scratch lake beside ``home``."""
+    scratch = Path(home).with_name(f"{Path(home).name}-warm-{os.getpid()}")
+    ingest_records(load_settings(home=scratch, log_format="text", log_level="WARNING"), batch)
+
+
+def _send(home: str, batches: list[list[dict[str, Any]]]) -> None:
+    settings = load_settings(home=home, log_format="text", log_level="WARNING")
+    for batch in batches:
+        ingest_records(settings, batch)
 
 
 def fsync_floor(folder: Path, count: int) -> float:
