@@ -126,7 +126,9 @@ class ScoreModel:
     def used_features(self) -> npt.NDArray[np.bool_]:
         """Which features any tree splits on (the others always get zero points)."""
         used = set(self.booster.get_score(importance_type="weight"))
-        return np.array([name in used for name in self.feature_names])
+        if self.booster.feature_names is None:  # trained on a bare matrix: f0, f1, ...
+            return np.array([f"f{index}" in used for index in range(len(self.feature_names))])
+        return np.array([name in used for name in self.booster.feature_names])
 
 
 def _vector(features: Mapping[str, Any], names: Sequence[str]) -> FloatMatrix:
