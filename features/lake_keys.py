@@ -23,12 +23,22 @@ allowed to take, and it would split one commit across two stores.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 import pyarrow as pa
+import pyarrow.parquet as pq
+
+from features.lake import EVENTS, KEYS, Manifest, Segment
+from features.records import STAGED_SCHEMA
+
+logger = logging.getLogger(__name__)
+
+CONTENT_COLUMNS = STAGED_SCHEMA.names
+"""What makes two rows of one key "the same event": every column the furnisher sent."""
 
 KEY_SEEDS = (0x5EED_0001, 0x5EED_0002)
 CONTENT_SEED = 0x5EED_0003
@@ -140,3 +150,49 @@ class KeyIndex:
                         break
                     position += 1
         return found, content
+
+
+# -- key files and this process's index -----------------------------------------
+
+_indexes: dict[Path, KeyIndex] = {}
+
+
+def forget_known_keys(root: Path | None = None) -> None:
+    """Drop this process's index of one lake (or of all): the next writer reloads it."""
+    if root is None:
+        _indexes.clear()
+    else:
+        _indexes.pop(root, None)
+
+
+def known_keys(root: Path, manifest: Manifest) -> KeyIndex:
+    """This process's index of the committed keys, refreshed with files it has not seen."""
+    committed = {segment.name for segment in manifest.segments}
+    index = _indexes.get(root)
+    if index is None or not index.files <= committed or manifest.hash_id not in ("", HASH_ID):
+        index = _indexes[root] = KeyIndex()
+    for segment in manifest.segments:
+        if segment.name not in index.files:
+            index.add(segment.name, load_key_file(root, segment, manifest.hash_id))
+    return index
+
+
+def key_path(root: Path, name: str) -> Path:
+    """The key file of the events file ``name``."""
+    return root / KEYS / name.replace(".parquet", ".keys.npy")
+
+
+def load_key_file(root: Path, segment: Segment, hash_id: str) -> Fingerprints:
+    """The fingerprints of one committed file, rebuilt from it when the key file is
+    missing, damaged or made with another hash function."""
+    path = key_path(root, segment.name)
+    if path.exists() and hash_id == HASH_ID:
+        try:
+            return Fingerprints.load(path, segment.rows)
+        except (ValueError, OSError, EOFError) as exc:  # not fsynced: may be lost in a crash
+            logger.warning("key file of %s unreadable (%s); rebuilding it", segment.name, exc)
+    logger.info("rebuilding the key file of %s", segment.name)
+    events = pq.read_table(root / EVENTS / segment.name, columns=CONTENT_COLUMNS)
+    prints = fingerprint(events, CONTENT_COLUMNS)
+    prints.save(path)
+    return prints

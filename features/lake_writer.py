@@ -45,15 +45,20 @@ from features.lake import (
     temp_path,
     write_atomic,
 )
-from features.lake_keys import HASH_ID, Fingerprints, KeyIndex, fingerprint
-from features.records import STAGED_SCHEMA
+from features.lake_keys import (
+    CONTENT_COLUMNS,
+    HASH_ID,
+    Fingerprints,
+    KeyIndex,
+    fingerprint,
+    forget_known_keys,
+    key_path,
+    known_keys,
+    load_key_file,
+)
 
 logger = logging.getLogger(__name__)
 
-CONTENT_COLUMNS = STAGED_SCHEMA.names
-"""What makes two rows of one key "the same event": every column the furnisher sent."""
-
-_indexes: dict[Path, KeyIndex] = {}
 
 
 @dataclass
@@ -205,37 +210,6 @@ def fsync_all(paths: list[Path]) -> None:
         list(pool.map(fsync_dir, paths))
 
 
-def known_keys(root: Path, manifest: Manifest) -> KeyIndex:
-    """This process's index of the committed keys, refreshed with files it has not seen."""
-    committed = {segment.name for segment in manifest.segments}
-    index = _indexes.get(root)
-    if index is None or not index.files <= committed or manifest.hash_id not in ("", HASH_ID):
-        index = _indexes[root] = KeyIndex()
-    for segment in manifest.segments:
-        if segment.name not in index.files:
-            index.add(segment.name, _key_file(root, segment, manifest.hash_id))
-    return index
-
-
-def key_path(root: Path, name: str) -> Path:
-    """The key file of the events file ``name``."""
-    return root / KEYS / name.replace(".parquet", ".keys.npy")
-
-
-def _key_file(root: Path, segment: Segment, hash_id: str) -> Fingerprints:
-    path = key_path(root, segment.name)
-    if path.exists() and hash_id == HASH_ID:
-        try:
-            return Fingerprints.load(path, segment.rows)
-        except (ValueError, OSError, EOFError) as exc:  # not fsynced: may be lost in a crash
-            logger.warning("key file of %s unreadable (%s); rebuilding it", segment.name, exc)
-    logger.info("rebuilding the key file of %s", segment.name)
-    events = pq.read_table(root / EVENTS / segment.name, columns=CONTENT_COLUMNS)
-    prints = fingerprint(events, CONTENT_COLUMNS)
-    prints.save(path)
-    return prints
-
-
 def remove_orphans(root: Path, manifest: Manifest, *, thorough: bool = False) -> None:
     """Delete what a crashed writer left, without listing the (large) events folder.
 
@@ -358,7 +332,7 @@ def _compact(writer: LakeWriter, target: int, grace: float) -> CompactResult:
     for name in due:
         (root / EVENTS / name).unlink(missing_ok=True)
         key_path(root, name).unlink(missing_ok=True)
-    _indexes.pop(root, None)
+    forget_known_keys(root)
     writer._manifest = new
     logger.info("compacted %d files into %d", len(manifest.segments), len(segments))
     return CompactResult(len(manifest.segments), len(segments), new.rows, len(due))
@@ -392,7 +366,7 @@ def _merge(root: Path, group: list[Segment], name: str, settings: Settings,
                 out.write_table(pq.read_table(root / EVENTS / segment.name, schema=LAKE_SCHEMA))
         handle.flush()
         os.fsync(handle.fileno())
-    Fingerprints.concat([_key_file(root, s, hash_id) for s in group]).save(key_path(root, name))
+    Fingerprints.concat([load_key_file(root, s, hash_id) for s in group]).save(key_path(root, name))
     os.replace(temp, root / EVENTS / name)
     fsync_dir(root / EVENTS)
     return Segment(name, sum(s.rows for s in group), min(s.min_ingested_at for s in group),

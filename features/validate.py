@@ -13,24 +13,15 @@ or returns the first problems found (1-based row numbers, column, reason).
 
 from __future__ import annotations
 
-import types
-import typing
 from dataclasses import dataclass, field
-from decimal import Decimal
-from enum import Enum
-from functools import cache
 from typing import Any
 
-import annotated_types
 import polars as pl
 import pyarrow as pa
-from pydantic.fields import FieldInfo
 
 from features.events import (
-    COMMON_INPUT_COLUMNS,
     CORRECTION,
     INPUT_SCHEMA,
-    KIND_MODELS,
     PAYLOAD_COLUMNS,
     PLATFORM_COLUMNS,
     PROFILE_ANY_OF,
@@ -40,6 +31,7 @@ from features.events import (
 )
 from features.ingest_errors import RowProblem
 from features.records import STAGED_SCHEMA
+from features.validate_rules import ColumnRule, common_rules, group_rules, kind_rules
 
 _ROW = "__row"
 _KIND = "__kind"
@@ -48,19 +40,6 @@ _AWARE_TEXT = r"(Z|[+-]\d{2}:?\d{2})$"
 _DATE_TEXT = r"^\d{4}-\d{2}-\d{2}$"
 _TRUE_TEXT = ("true", "1", "yes", "on", "t", "y")
 _FALSE_TEXT = ("false", "0", "no", "off", "f", "n")
-
-
-@dataclass(frozen=True)
-class ColumnRule:
-    """What one column must satisfy for one kind, read from the model's field."""
-
-    required: bool
-    enum: tuple[str, ...] = ()
-    ge: Any = None
-    le: Any = None
-    min_len: int | None = None
-    max_len: int | None = None
-    pattern: str | None = None
 
 
 @dataclass
@@ -243,12 +222,12 @@ def _row_checks(empty: frozenset[str] = frozenset()) -> list[tuple[str, str, pl.
     void = is_correction & col("void").fill_null(False)
     checks: list[tuple[str, str, pl.Expr]] = []
     for name in ("source", "event_id", "user_id"):
-        checks.extend(_value_checks(name, col(name), pl.lit(True), _common_rules()[name]))
+        checks.extend(_value_checks(name, col(name), pl.lit(True), common_rules()[name]))
     checks.append(("event_time", "required", col("event_time").is_null()))
     kinds = [*stored, CORRECTION]
     checks.append(("kind", f"must be one of {', '.join(kinds)}", kind.is_null() | ~kind.is_in(kinds)))
     checks.extend(_correction_checks(col, is_correction, kind.is_in(kinds)))
-    rules = _kind_rules()
+    rules = kind_rules()
     for name in PAYLOAD_COLUMNS:
         value = col(name)
         allowed = [k for k, fields in rules.items() if name in fields]
@@ -258,7 +237,7 @@ def _row_checks(empty: frozenset[str] = frozenset()) -> list[tuple[str, str, pl.
             continue
         checks.append((name, "not a field of this kind",
                        value.is_not_null() & ~void & ~effective.is_in(allowed)))
-        for kinds_here, rule in _group_rules(rules, name):
+        for kinds_here, rule in group_rules(rules, name):
             applies = effective.is_in(kinds_here) & ~void
             checks.extend(_value_checks(name, value, applies, rule))
     checks.extend((name, VOID_WITH_PAYLOAD_REASON, void & col(name).is_not_null())
@@ -349,76 +328,3 @@ def _to_arrow(table: pa.Table, staged: pl.DataFrame, converted: set[str]) -> pa.
         else:
             columns.append(pa.nulls(table.num_rows, target.type))
     return pa.Table.from_arrays(columns, schema=STAGED_SCHEMA)
-
-
-# -- rules read from the models -------------------------------------------------
-
-
-@cache
-def _common_rules() -> dict[str, ColumnRule]:
-    model = KIND_MODELS[Kind.BILL]
-    return {name: _rule(model.model_fields[name]) for name in COMMON_INPUT_COLUMNS
-            if name in ("source", "event_id", "user_id")}
-
-
-@cache
-def _kind_rules() -> dict[str, dict[str, ColumnRule]]:
-    """Kind -> payload column -> rule, for every stored kind."""
-    return {
-        kind: {name: _rule(info) for name, info in model.model_fields.items()
-               if name in PAYLOAD_COLUMNS}
-        for kind, model in KIND_MODELS.items()
-    }
-
-
-def _group_rules(rules: dict[str, dict[str, ColumnRule]],
-                 name: str) -> list[tuple[list[str], ColumnRule]]:
-    groups: dict[ColumnRule, list[str]] = {}
-    for kind, fields in rules.items():
-        if name in fields:
-            groups.setdefault(fields[name], []).append(kind)
-    return [(kinds, rule) for rule, kinds in groups.items()]
-
-
-def _rule(info: FieldInfo) -> ColumnRule:
-    constraints: dict[str, Any] = {}
-    base = _collect(info.annotation, constraints)
-    for item in info.metadata:
-        _constraint(item, constraints)
-    if isinstance(base, type) and issubclass(base, Enum):
-        constraints["enum"] = tuple(member.value for member in base)
-    if base in (Decimal,):
-        constraints.pop("max_digits", None)
-        constraints.pop("decimal_places", None)
-    return ColumnRule(required=info.is_required(), **constraints)
-
-
-def _collect(annotation: Any, constraints: dict[str, Any]) -> Any:
-    """Unwrap Optional and Annotated, gathering constraints; return the base type."""
-    origin = typing.get_origin(annotation)
-    if origin is typing.Annotated:
-        base, *extras = typing.get_args(annotation)
-        for extra in extras:
-            _constraint(extra, constraints)
-        return _collect(base, constraints)
-    if origin in (typing.Union, types.UnionType):
-        inner = [arg for arg in typing.get_args(annotation) if arg is not type(None)]
-        return _collect(inner[0], constraints)
-    return annotation
-
-
-def _constraint(item: Any, constraints: dict[str, Any]) -> None:
-    if isinstance(item, FieldInfo):
-        for sub in item.metadata:
-            _constraint(sub, constraints)
-    elif isinstance(item, annotated_types.Ge):
-        constraints["ge"] = item.ge
-    elif isinstance(item, annotated_types.Le):
-        constraints["le"] = item.le
-    elif isinstance(item, annotated_types.MinLen):
-        constraints["min_len"] = item.min_length
-    elif isinstance(item, annotated_types.MaxLen):
-        constraints["max_len"] = item.max_length
-    elif getattr(item, "pattern", None):
-        constraints["pattern"] = item.pattern
-

@@ -28,9 +28,9 @@ from features.lake import (
     scan_stored,
     watermark,
 )
-from features.lake_keys import Fingerprints, KeyIndex
+from features.lake_keys import Fingerprints, KeyIndex, forget_known_keys, key_path
 from features.lake_stats import lake_stats
-from features.lake_writer import compact, key_path, segment_name
+from features.lake_writer import compact, segment_name
 from tests.features.event_samples import correction, population, record, void
 
 T0 = datetime(2024, 3, 1, tzinfo=UTC)
@@ -182,9 +182,7 @@ def test_a_lost_key_file_is_rebuilt_and_dedup_still_holds(settings: Settings) ->
 
 
 def _forget_cached_keys() -> None:
-    from features import lake_writer
-
-    lake_writer._indexes.clear()
+    forget_known_keys()
 
 
 def _mixed_history(settings: Settings) -> None:
