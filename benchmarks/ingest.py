@@ -4,11 +4,14 @@
    generated here with numpy (independent of the simulator), ingested with
    ``ingest_files`` into an empty lake, against the ceiling of reading the same
    file with pyarrow and writing it back as Parquet with the lake's compression.
-   Target: ingest throughput >= 0.25x the ceiling's.
+   Target: ingest throughput >= 0.25x the ceiling's. Also the peak resident
+   memory of the process while it ingests.
 2. The dict-batch service: ``ingest_records`` with batches of 1,000 records as
    the API receives them (JSON-decoded dicts: strings for times, dates, money),
-   events per second (aim: 50,000/s on 2 cores), against the same batches only
-   decoded from JSON by the standard library (the floor of any HTTP route).
+   events per second (aim: 50,000/s on 2 cores), with ``lake_fsync`` on (the
+   default) and off, and from two processes at once; against a JSON round trip
+   of the same batches (the floor of any HTTP route) and the time of the four
+   fsyncs a durable commit makes on this disk.
 
 Run: ``.venv/bin/python benchmarks/ingest.py [--small] [--events N] [--batches B]``.
 """
@@ -21,11 +24,13 @@ import multiprocessing
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import psutil
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -149,9 +154,10 @@ def main() -> None:
 
         io_seconds = ceiling(source, work / "copy.parquet", compression)
         (work / "copy.parquet").unlink()
-        began = time.perf_counter()
-        result = ingest_files(settings, [source])
-        ingest_seconds = time.perf_counter() - began
+        with PeakMemory() as memory:
+            began = time.perf_counter()
+            result = ingest_files(settings, [source])
+            ingest_seconds = time.perf_counter() - began
         assert result.stored == events, result
         print(f"ceiling  read+write Parquet ({settings.lake_compression}): {io_seconds:7.2f} s  "
               f"{events / io_seconds:12,.0f} events/s")
@@ -159,6 +165,8 @@ def main() -> None:
               f"{events / ingest_seconds:12,.0f} events/s")
         print(f"ratio    ingest / ceiling throughput: {io_seconds / ingest_seconds:.2f}x "
               f"(target >= 0.25x)")
+        print(f"memory   process RSS during ingest: peak {memory.peak / 2**30:.2f} GiB "
+              f"(+{(memory.peak - memory.start) / 2**30:.2f} GiB over the start)")
 
         payloads = api_batches(batches)
         total = sum(len(batch) for batch in payloads)
@@ -208,6 +216,26 @@ def _send(home: str, batches: list[list[dict[str, Any]]]) -> None:
     settings = load_settings(home=home, log_format="text", log_level="WARNING")
     for batch in batches:
         ingest_records(settings, batch)
+
+
+class PeakMemory:
+    """Samples this process's resident memory every 20 ms while the block runs."""
+
+    def __enter__(self) -> PeakMemory:
+        self._process = psutil.Process()
+        self.start = self.peak = self._process.memory_info().rss
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.02):
+            self.peak = max(self.peak, self._process.memory_info().rss)
 
 
 def fsync_floor(folder: Path, count: int) -> float:
