@@ -8,12 +8,12 @@ Layout::
     lake/tmp/                  files being written (never read; emptied by the next writer)
     lake/.lock                 writers (ingestion, compaction) hold it with fcntl.flock
 
-Only files named in the manifest count. A writer writes each file beside its
-final name, fsyncs it and renames it into place, then replaces the manifest
-the same way, so a reader (who reads the manifest first) never sees a
-half-written file and a crash at any point leaves either the old state or
-the new one; files a crashed writer left behind are removed by the next
-writer. Compaction replaces many small files by one and keeps the replaced
+Only files named in the manifest count. A writer writes each file in
+``tmp/`` and renames it into place, fsyncs the files, their folder and the new
+manifest (``lake_fsync``), then replaces the manifest, so a reader (who reads
+the manifest first) never sees a half-written file and a crash at any point
+leaves either the old state or the new one; files a crashed writer left
+behind are removed by the next writer. Compaction replaces many small files by one and keeps the replaced
 files for ``lake_retire_seconds`` so that readers holding an older manifest
 can finish.
 
