@@ -1,50 +1,25 @@
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
-
 import numpy as np
-import polars as pl
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from config.scorecard import load_scorecard
 from config.settings import Settings
 from scoring import registry
-from scoring.artefacts import MODEL_FILE, Calibration, RegistryError, VersionMeta, new_version_id
+from scoring.artefacts import MODEL_FILE, RegistryError
 from scoring.calibrate import PlattCalibrator
-from scoring.scale import final_score, score_from_margin
 from scoring.train import ScoreTrainer
-from tests.scoring.synthetic import monotone, population
-
-SCALE = load_scorecard().scale
+from tests.scoring.synthetic import population
+from tests.scoring.versions import fit_small, register_version
 
 
 @pytest.fixture(scope="module")
 def trained() -> tuple[ScoreTrainer, PlattCalibrator]:
-    features, bad, _ = population(1500, seed=4)
-    trainer = ScoreTrainer(monotone=monotone(), search_budget=1, max_rounds=60).fit(features, bad)
-    calibrator = PlattCalibrator().fit(trainer.predict_margin(features), bad)
-    return trainer, calibrator
+    return fit_small()
 
 
-def _register(settings: Settings, trained, *, shift: float = 0.0, auc: float = 0.8,
-              seed: int = 5) -> registry.VersionInfo:
-    trainer, calibrator = trained
-    features, bad, _ = population(800, seed=seed)
-    margin = trainer.predict_margin(features) + shift
-    score = final_score(score_from_margin(margin, calibrator.a_, calibrator.b_, SCALE), SCALE)
-    holdout = pl.DataFrame({"user_id": [f"u{i}" for i in range(800)], "bad": bad,
-                            "margin": margin, "score": score})
-    created = datetime.now(UTC)
-    meta = VersionMeta(
-        version=new_version_id(created), created_at=created, data_watermark=created,
-        definitions_hash="d" * 64, engine="polars", feature_names=trainer.feature_names_,
-        categories={}, monotone=monotone(), params=trainer.params_, n_rounds=trainer.n_rounds_,
-        calibration=Calibration(a=calibrator.a_, b=calibrator.b_), scale=SCALE,
-        train_as_of=[date(2024, 1, 1)], holdout_as_of=date(2024, 2, 1), metrics={"auc": auc},
-    )
-    return registry.register(settings, meta, trainer.booster_, holdout)
+_register = register_version
 
 
 def test_first_version_becomes_champion_and_round_trips(db: Engine, db_settings: Settings,
