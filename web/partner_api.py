@@ -141,6 +141,7 @@ def history(open_id: str, query_data: ScoreQuery) -> Response:
     def compute() -> tuple[dict[str, Any], list[Disclosure]]:
         access = _access(partner, open_id, query_data.purpose, minimum_scope="score_history")
         assert access.scope is not None
+        close_db()  # never hold two connections per request
         body, fields = disclosure.history(score_history(current_state().engine, access.user_id),
                                           open_id=open_id, purpose=query_data.purpose,
                                           scope=access.scope, language=_language())
@@ -195,6 +196,7 @@ def _one_answer(partner: PartnerInfo, open_id: str, purpose: str, *,
                 minimum_scope: str) -> tuple[dict[str, Any], Disclosure]:
     access = _access(partner, open_id, purpose, minimum_scope=minimum_scope)
     assert access.scope is not None
+    close_db()  # the score is read on a connection of its own: never hold two per request
     published = current_score(current_state().engine, access.user_id)
     body, fields = disclosure.answer(published, open_id=open_id, purpose=purpose, scope=access.scope,
                                      threshold=partner.pass_threshold(purpose), language=_language())

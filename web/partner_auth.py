@@ -64,6 +64,12 @@ def db() -> Connection:
 
 
 def close_db(_error: BaseException | None = None) -> None:
+    """Give the request's connection back (a later :func:`db` checks one out again).
+
+    A request never holds two pooled connections at once (the score is read on
+    its own), so threaded workers stay within the pool instead of opening and
+    closing overflow connections.
+    """
     connection: Connection | None = g.pop("db_connection", None)
     if connection is not None:
         connection.close()
