@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import base64
+import json
 import os
+import shutil
+import subprocess
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -15,7 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine
 
-from tests.web.conftest import SignedPartner
+from tests.web.conftest import SignedPartner, private_pem
 from web.partners import set_disabled
 from web.signing import (
     RedisNonceStore,
@@ -163,3 +167,18 @@ def test_redis_nonce_store_accepts_a_nonce_once() -> None:
     assert store.claim(1, nonce) is True
     assert store.claim(1, nonce) is False
     assert store.claim(2, nonce) is True
+
+
+@pytest.mark.skipif(not (shutil.which("openssl") and shutil.which("curl")), reason="needs openssl and curl")
+def test_the_documented_curl_and_openssl_example_works(acme: SignedPartner, scored: str,
+                                                       tmp_path: Path) -> None:
+    """Runs the shell example of docs/partner-api.md as written, against the live server."""
+    text = (Path(__file__).parents[2] / "docs" / "partner-api.md").read_text()
+    script = text.split("### With curl and openssl", 1)[1].split("```sh\n", 1)[1].split("```", 1)[0]
+    key_file = tmp_path / "acme-private.pem"
+    key_file.write_bytes(private_pem(acme.key))
+    script = (script.replace("acme-private.pem", str(key_file))
+              .replace("https://scores.example", acme.server.url).replace("OPEN_ID", scored))
+    result = subprocess.run(["bash", "-c", script], capture_output=True, text=True, cwd=tmp_path, timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["score"] == 640
