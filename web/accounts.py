@@ -73,9 +73,12 @@ def create_account(engine: Engine, *, user_id: str, email: str, password: str) -
 
 def check_password(engine: Engine, email: str, password: str) -> str | None:
     """The user id when email and password match, else None (in the same time either way)."""
-    with engine.connect() as connection:
-        row = connection.execute(sa.select(Account.user_id, Account.password_hash)
-                                 .where(Account.email == email.strip().lower())).first()
+    email = email.strip().lower()
+    row = None
+    if _EMAIL.match(email) and "\x00" not in email:  # nothing else reaches the database
+        with engine.connect() as connection:
+            row = connection.execute(sa.select(Account.user_id, Account.password_hash)
+                                     .where(Account.email == email)).first()
     stored = row.password_hash if row is not None else _DUMMY_HASH
     try:
         _hasher.verify(stored, password)

@@ -19,7 +19,7 @@ from werkzeug.wrappers import Response
 from config.purposes import SCOPE_CODES, load_purposes
 from web.accounts import require_csrf, signed_in_user
 from web.consent import grant_consent
-from web.partners import PartnerInfo, find_partner
+from web.partners import PartnerInfo, find_partner, is_partner_name
 from web.state import current_state
 
 bp = Blueprint("authorize", __name__)
@@ -42,7 +42,7 @@ class BadAuthorization(ValueError):
 def parse_request(values: dict[str, str]) -> AuthorizationRequest:
     """Check every parameter; the partner must exist, be enabled and own the redirect URI."""
     name = values.get("partner", "")
-    partner = find_partner(current_state().engine, name) if name else None
+    partner = find_partner(current_state().engine, name) if is_partner_name(name) else None
     if partner is None or partner.disabled:
         raise BadAuthorization("The partner asking for access is not registered here.")
     purposes = load_purposes()

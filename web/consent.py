@@ -25,10 +25,18 @@ from sqlmodel import Field, SQLModel
 
 from config.purposes import SCOPE_CODES, load_purposes
 from web.clock import as_utc, utcnow
-from web.partners import PARTNER_COLUMNS, Partner, PartnerInfo, partner_info
+from web.partners import (
+    PARTNER_COLUMNS,
+    Partner,
+    PartnerInfo,
+    is_partner_name,
+    partner_by_name,
+    partner_info,
+)
 
 # Scopes in order of what they show; each from `band` on includes the one before it.
 SCOPE_RANK = {"pass": 0, "band": 1, "score": 2, "score_history": 3}
+_OPEN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
 
 
@@ -228,12 +236,23 @@ _ACCESS = (
 )
 
 
+def is_open_id(value: str) -> bool:
+    """Whether ``value`` could be an open id; anything else is unknown without a query.
+
+    This keeps arbitrary path text (NUL bytes included, which PostgreSQL refuses
+    outright) away from the database.
+    """
+    return bool(_OPEN_ID.match(value))
+
+
 def resolve_access(connection: Connection, *, partner_id: int, open_id: str, purpose: str) -> Access | None:
     """The user behind ``open_id`` for this partner and their latest consent for ``purpose``.
 
     None when the open id is unknown *to this partner* (another partner's open
     id is as unknown as a made-up one). One query, on the hot path of a lookup.
     """
+    if not is_open_id(open_id):
+        return None
     row = connection.execute(_ACCESS, {"open_id": open_id, "partner_id": partner_id,
                                        "purpose": purpose}).first()
     return _access(row) if row is not None else None
@@ -256,6 +275,10 @@ _PARTNER_ACCESS = (
 def partner_and_access(connection: Connection, *, name: str, open_id: str,
                        purpose: str) -> tuple[PartnerInfo | None, Access | None]:
     """The partner called ``name`` and what ``open_id`` resolves to for it (one query)."""
+    if not is_open_id(open_id) or purpose not in load_purposes().codes:
+        return partner_by_name(connection, name), None  # the route refuses or answers 404
+    if not is_partner_name(name):
+        return None, None
     row = connection.execute(_PARTNER_ACCESS, {"name": name, "open_id": open_id,
                                                "purpose": purpose}).first()
     if row is None:
@@ -276,10 +299,11 @@ def _access(row: Any) -> Access:
 def user_ids_for_open_ids(connection: Connection, *, partner_id: int,
                           open_ids: list[str]) -> dict[str, str]:
     """open_id -> user_id for the ids this partner holds (unknown ones are left out)."""
-    if not open_ids:
+    wanted = sorted({open_id for open_id in open_ids if is_open_id(open_id)})
+    if not wanted:
         return {}
     rows = connection.execute(
         sa.select(OpenId.open_id, OpenId.user_id)
-        .where(OpenId.partner_id == partner_id, OpenId.open_id.in_(sorted(set(open_ids))))  # type: ignore[attr-defined]
+        .where(OpenId.partner_id == partner_id, OpenId.open_id.in_(wanted))  # type: ignore[attr-defined]
     ).all()
     return {row.open_id: row.user_id for row in rows}

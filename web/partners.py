@@ -169,6 +169,11 @@ def create_partner(engine: Engine, name: str, *, public_key_pem: str, rate_limit
     return partner
 
 
+def is_partner_name(name: str) -> bool:
+    """Whether ``name`` could be a partner's name (checked before any query sees it)."""
+    return bool(_NAME.match(name))
+
+
 def find_partner(engine: Engine, name: str) -> PartnerInfo | None:
     with engine.connect() as connection:
         return partner_by_name(connection, name)
@@ -176,6 +181,8 @@ def find_partner(engine: Engine, name: str) -> PartnerInfo | None:
 
 def partner_by_name(connection: Connection, name: str) -> PartnerInfo | None:
     """The partner called ``name``, read on the caller's connection (the API's hot path)."""
+    if not is_partner_name(name):
+        return None
     row = connection.execute(_BY_NAME, {"name": name}).first()
     return partner_info(row) if row is not None else None
 

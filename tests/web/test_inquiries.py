@@ -117,3 +117,18 @@ def test_inquiries_command_prints_one_json_document(acme: SignedPartner, scored:
     document = json.loads(capsys.readouterr().out)
     assert document["user_id"] == "u1"
     assert [row["partner"] for row in document["inquiries"]] == ["acme"]
+
+
+def test_hostile_ids_are_answered_without_a_server_error(acme: SignedPartner, scored: str,
+                                                         engine: Engine) -> None:
+    """NUL bytes and oversized ids never reach the database (PostgreSQL refuses NUL outright)."""
+    assert acme.score("abc%00def").status_code == 404
+    assert acme.score("x" * 500).status_code == 404
+    assert acme.get(f"/v1/scores/{scored}?purpose=loan%00underwriting").status_code == 400
+    batch = acme.post("/v1/scores:batch", {"purpose": "loan_underwriting",
+                                           "open_ids": ["\u0000", "y" * 500, scored]})
+    assert [item["status"] for item in batch.json()["results"]] == [404, 404, 200]
+    hostile = {"user_id": "\u0000", "event_id": "e", "kind": "agreement"}
+    events = acme.post("/v1/events", {"events": [hostile]})
+    assert events.status_code == 400
+    assert count_inquiries(engine) == 1

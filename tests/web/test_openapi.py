@@ -25,11 +25,6 @@ from web.signing import sign_request
 SIGNATURE_HEADERS = {"PartnerName", "PartnerTimestamp", "PartnerNonce", "PartnerSignature"}
 
 
-@pytest.fixture
-def database_url(sqlite_only: str) -> str:
-    return sqlite_only
-
-
 class SigningAuth(requests.auth.AuthBase):
     """Signs the request exactly as it will be sent: its method, target and body."""
 
