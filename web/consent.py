@@ -35,7 +35,7 @@ from web.partners import (
 )
 
 # Scopes in order of what they show; each from `band` on includes the one before it.
-SCOPE_RANK = {"pass": 0, "band": 1, "score": 2, "score_history": 3}
+SCOPE_RANK = {code: rank for rank, code in enumerate(SCOPE_CODES)}
 _OPEN_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 _USER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,127}$")
 

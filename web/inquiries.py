@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -179,6 +181,26 @@ def _claim_transaction(connection: Any, transaction: Transaction, answer: Stored
     connection.execute(sa.insert(PartnerTransaction).values(
         partner_id=transaction.partner_id, transaction_id=transaction.transaction_id,
         fingerprint=transaction.fingerprint, status=answer.status, body=answer.body, created_at=now))
+
+
+_next_purge: dict[str, float] = {}
+_purge_lock = threading.Lock()
+
+
+def purge_stale_transactions(engine: Engine, *, max_age: timedelta) -> None:
+    """Forget stored answers older than the idempotency window, at most once a minute per database.
+
+    A stale one is also replaced when its transaction id comes again; this keeps
+    the table from growing with ids that never do.
+    """
+    key = engine.url.render_as_string()
+    with _purge_lock:
+        if time.monotonic() < _next_purge.get(key, 0.0):
+            return
+        _next_purge[key] = time.monotonic() + 60
+    with engine.begin() as connection:
+        connection.execute(sa.delete(PartnerTransaction)
+                           .where(PartnerTransaction.created_at < utcnow() - max_age))
 
 
 def list_inquiries(engine: Engine, *, user_id: str, limit: int = 1000) -> list[dict[str, Any]]:

@@ -31,6 +31,7 @@ from web.inquiries import (
     Transaction,
     TransactionReused,
     log_and_store,
+    purge_stale_transactions,
     request_fingerprint,
     stored_answer,
 )
@@ -39,6 +40,7 @@ from web.partner_auth import (
     claim_nonce,
     close_db,
     db,
+    forget_expired_nonces,
     prefetched_access,
     reclaim_nonce,
     request_target,
@@ -80,6 +82,15 @@ def _settle(response: Response) -> Response:
     return settle(response)
 
 
+def _housekeeping(_error: BaseException | None = None) -> None:
+    """Forget expired nonces and stored answers (each at most once a minute), after the request."""
+    state = current_state()
+    forget_expired_nonces()
+    purge_stale_transactions(state.engine, max_age=timedelta(hours=state.settings.partner_idempotency_hours))
+
+
+# Teardown functions run in reverse order: the connection is given back before housekeeping.
+bp.teardown_request(_housekeeping)
 bp.teardown_request(close_db)
 
 
@@ -186,8 +197,7 @@ def _access(partner: PartnerInfo, open_id: str, purpose: str, *, minimum_scope: 
         detail = {"none": f"no consent for purpose {purpose}", "expired": "the consent has expired",
                   "revoked": "the consent was revoked"}[access.state]
         raise Problem("forbidden", detail)
-    if SCOPE_RANK[access.scope] < SCOPE_RANK[minimum_scope] or (
-            minimum_scope != "pass" and access.scope == "pass"):
+    if SCOPE_RANK[access.scope] < SCOPE_RANK[minimum_scope]:
         raise Problem("forbidden", f"the consent's scope {access.scope} does not allow this")
     return access
 

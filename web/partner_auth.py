@@ -159,8 +159,11 @@ def settle(response: Response) -> Response:
         except Problem as refused:
             connection.rollback()
             response = problem_response(refused)
-    _store().purge_expired()
     return response
+
+
+def forget_expired_nonces() -> None:
+    _store().purge_expired()
 
 
 def _refuse(reason: str) -> NoReturn:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
 
 import pytest
 import sqlalchemy as sa
@@ -12,6 +13,7 @@ from sqlalchemy import Engine
 
 from tests.web.conftest import SignedPartner
 from web.cli import main
+from web.clock import utcnow
 from web.inquiries import count_inquiries, list_inquiries
 
 
@@ -132,3 +134,14 @@ def test_hostile_ids_are_answered_without_a_server_error(acme: SignedPartner, sc
     events = acme.post("/v1/events", {"events": [hostile]})
     assert events.status_code == 400
     assert count_inquiries(engine) == 1
+
+
+def test_a_transaction_id_older_than_the_window_is_answered_afresh(acme: SignedPartner, scored: str,
+                                                                   engine: Engine) -> None:
+    acme.score(scored, headers={"X-Transaction-Id": "old-1"})
+    with engine.begin() as connection:
+        connection.execute(sa.text("UPDATE partner_transactions SET created_at = :then"),
+                           {"then": utcnow() - timedelta(hours=25)})
+    again = acme.score(scored, headers={"X-Transaction-Id": "old-1"})
+    assert again.status_code == 200 and "X-Idempotent-Replay" not in again.headers
+    assert count_inquiries(engine, user_id="u1") == 2
