@@ -21,7 +21,7 @@ from pyspark.sql import Column, DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from config.settings import Settings
-from features.engine_polars import MICROS_PER_DAY, as_of_instant, as_of_micros
+from features.engine_polars import MICROS_PER_DAY, as_of_micros
 from features.lake import lake_files
 from features.plan import (
     ZERO_WHEN_EMPTY,
@@ -39,6 +39,7 @@ from features.plan import (
 )
 
 AGE = "_age_days"
+SET_OPS = frozenset({"distinct", "latest"})
 BASE_COLUMNS = ("user_id", "kind", "event_id", "event_time")
 
 
@@ -65,7 +66,7 @@ def spark_features(settings: Settings, *, as_of: date, as_known_at: datetime,
                          watermark=watermark)
     frame = pl.from_arrow(feature_frame(events, as_of=as_of, plan=plan).toArrow())
     assert isinstance(frame, pl.DataFrame)
-    return frame
+    return frame.sort("user_id")
 
 
 def read_events(spark: SparkSession, paths: Sequence[Path], *, as_known_at: datetime,
@@ -93,35 +94,52 @@ def read_events(spark: SparkSession, paths: Sequence[Path], *, as_known_at: date
 
 
 def feature_frame(events: DataFrame, *, as_of: date, plan: Plan | None = None) -> DataFrame:
-    """Features as of D for every user in ``events``; the same values as the Polars engine."""
+    """Features as of D for every user in ``events``; the same values as the Polars engine.
+
+    One grouped pass over every event (each aggregate names its kinds and keeps only
+    rows before D), so every user gets a row without a join, and Spark generates the
+    whole aggregation as one stage; then the contact graph; then the outputs. Rows
+    come in no particular order (sort after collecting, never on the cluster).
+    """
     plan = plan or compile_plan()
-    users = events.select("user_id").distinct()
     rows = prepare(events, plan, as_of)
-    # One grouped pass over every row (each aggregate names its kinds): Spark code-generates
-    # the whole aggregation, so passes per kind would only add shuffles and joins.
-    grouped = rows.groupBy("user_id").agg(
-        *[aggregate_expr(aggregate, as_of).alias(aggregate.key) for aggregate in plan.aggregates]
-    )
-    frame = users.join(grouped, on="user_id", how="left")
-    frame = frame.fillna(0, subset=[a.key for a in plan.aggregates if a.op in ZERO_WHEN_EMPTY])
+    simple = [a for a in plan.aggregates if a.op not in SET_OPS]
+    frame = rows.groupBy("user_id").agg(
+        *[aggregate_expr(aggregate, as_of).alias(aggregate.key) for aggregate in simple])
+    sets = [a for a in plan.aggregates if a.op in SET_OPS]
+    if sets:
+        frame = frame.join(_set_aggregates(rows, sets, as_of), on="user_id", how="left")
     if plan.contacts:
-        frame = frame.join(contact_frame(rows, frame, plan.contacts), on="user_id", how="left")
-    outputs = [
-        output_expr(output.expr, output.fill_zero).alias(output.name)
-        for output in plan.outputs
-    ]
-    return frame.select(F.col("user_id"), *outputs).orderBy("user_id")
+        before = rows.where(F.col(AGE) > F.lit(0.0))
+        frame = frame.join(contact_frame(before, frame, plan.contacts), on="user_id", how="left")
+    zero_when_empty = {a.key for a in plan.aggregates if a.op in ZERO_WHEN_EMPTY}
+    outputs = [output_expr(output.expr, output.fill_zero, zero_when_empty).alias(output.name)
+               for output in plan.outputs]
+    return frame.select(F.col("user_id"), *outputs)
+
+
+def _set_aggregates(rows: DataFrame, aggregates: list[Aggregate], as_of: date) -> DataFrame:
+    """Distinct counts and latest values, apart: their buffers (a set, a struct) would turn
+    the whole aggregation into a slow object or sort aggregate. Only their kinds' rows."""
+    kinds = sorted({kind for a in aggregates for kind in a.kinds})
+    if any(not a.kinds for a in aggregates):
+        subset = rows
+    else:
+        subset = rows.where(F.col("kind").isin(kinds))
+    return subset.groupBy("user_id").agg(
+        *[aggregate_expr(aggregate, as_of).alias(aggregate.key) for aggregate in aggregates])
 
 
 def prepare(events: DataFrame, plan: Plan, as_of: date) -> DataFrame:
-    present = set(events.columns)
+    """The columns the plan reads, money as double, each row's age in days before D."""
+    present = dict(events.dtypes)
     wanted = [name for name in sorted(plan.columns) if name in present]
     epoch_us = F.unix_micros(F.col("event_time"))
     columns = [F.col(name) for name in BASE_COLUMNS]
     for name in wanted:
-        is_money = dict(events.dtypes)[name].startswith("decimal")
+        is_money = present[name].startswith("decimal")
         columns.append(F.col(name).cast("double").alias(name) if is_money else F.col(name))
-    return events.where(F.col("event_time") < F.lit(as_of_instant(as_of))).select(
+    return events.select(
         *columns,
         ((F.lit(as_of_micros(as_of)) - epoch_us) / F.lit(float(MICROS_PER_DAY))).alias(AGE),
         F.expr(f"unix_micros(event_time) div {MICROS_PER_DAY}").alias("event_day"),
@@ -140,7 +158,7 @@ def aggregate_sql(aggregate: Aggregate, as_of: date) -> str:
     cond = _row_condition(aggregate)
     op = aggregate.op
     if op == "count":
-        return "count(1)" if cond is None else f"count(CASE WHEN {cond} THEN 1 END)"
+        return f"count(CASE WHEN {cond} THEN 1 END)"
     if op in ("min_age", "max_age"):
         return f"{op[:3]}({_when(cond, AGE)})"
     assert aggregate.value is not None
@@ -151,7 +169,9 @@ def aggregate_sql(aggregate: Aggregate, as_of: date) -> str:
                 f"'v', {value}) END).v")
     picked = _when(cond, value)
     if op == "distinct":
-        return f"count(DISTINCT {picked})"
+        # Not count(DISTINCT ...): several of those make Spark expand every row once per
+        # distinct aggregate. A set per user is exact and keeps one aggregation pass.
+        return f"size(collect_set({picked}))"
     functions = {"sum": "sum", "mean": "avg", "min": "min", "max": "max", "std": "stddev_samp"}
     return f"{functions[op]}({picked})"
 
@@ -172,8 +192,7 @@ def _row_condition(aggregate: Aggregate) -> str | None:
     if aggregate.kinds:
         parts.append(f"kind IN ({_literals(aggregate.kinds)})")
     parts += [condition_sql(condition) for condition in aggregate.conditions]
-    if aggregate.lag:
-        parts.append(f"{AGE} > CAST({float(aggregate.lag)!r} AS DOUBLE)")
+    parts.append(f"{AGE} > CAST({float(aggregate.lag)!r} AS DOUBLE)")   # event_time < D
     if aggregate.window is not None:
         parts.append(f"{AGE} <= CAST({float(aggregate.lag + aggregate.window)!r} AS DOUBLE)")
     return " AND ".join(f"({part})" for part in parts) if parts else None
@@ -249,19 +268,23 @@ def contact_expr(contact: ContactAggregate) -> Column:
     return F.expr(f"CASE WHEN {edges} > 0 THEN {hits} / {edges} END")
 
 
-def output_sql(expr: Expr) -> str:
+def output_sql(expr: Expr, zero_when_empty: set[str]) -> str:
     if isinstance(expr, Ref):
+        if expr.key in zero_when_empty:
+            return f"CAST(coalesce({expr.key}, 0) AS DOUBLE)"
         return f"CAST({expr.key} AS DOUBLE)"
     if isinstance(expr, Ratio):
-        denominator = output_sql(expr.denominator)
-        return f"CASE WHEN {denominator} != 0 THEN {output_sql(expr.numerator)} / {denominator} END"
+        denominator = output_sql(expr.denominator, zero_when_empty)
+        numerator = output_sql(expr.numerator, zero_when_empty)
+        return f"CASE WHEN {denominator} != 0 THEN {numerator} / {denominator} END"
     if isinstance(expr, Diff):
-        return f"({output_sql(expr.left)} - {output_sql(expr.right)})"
+        left, right = (output_sql(e, zero_when_empty) for e in (expr.left, expr.right))
+        return f"({left} - {right})"
     if isinstance(expr, Scale):
-        return f"({output_sql(expr.operand)} * CAST({expr.factor!r} AS DOUBLE))"
+        return f"({output_sql(expr.operand, zero_when_empty)} * CAST({expr.factor!r} AS DOUBLE))"
     raise TypeError(f"unknown plan expression {expr!r}")
 
 
-def output_expr(expr: Expr, fill_zero: bool) -> Column:
-    sql = output_sql(expr)
+def output_expr(expr: Expr, fill_zero: bool, zero_when_empty: set[str]) -> Column:
+    sql = output_sql(expr, zero_when_empty)
     return F.expr(f"CAST(coalesce({sql}, 0.0) AS DOUBLE)" if fill_zero else f"CAST({sql} AS DOUBLE)")
