@@ -9,8 +9,8 @@ first day of that month (``month``):
 - ``pd_12m``: the oracle: the probability that the label-defining bad event
   (a 90+ days late repayment or a default) falls within the 12 months from
   ``month``, given everything true on that day: the latent risk, a current
-  job loss or community shock, a delinquency already under way. Future shocks
-  are integrated out (not peeked at), so no model can beat it on average;
+  job loss or community shock, a delinquency under way (a payment on the path
+  already missed: then 1). Future shocks are integrated out (not peeked at);
   a user whose bad event is already behind them has 0;
 - the latent variables (``z``, ``income``, ``jobless``, ``community_shock``,
   ``thin_file``, ``community``) and the realised outcome (``bad``,
@@ -77,7 +77,7 @@ def _oracle(block: Block, path: BadPath, timeline: Timeline, intercept: float,
             month: int) -> np.ndarray:
     day = timeline.month_starts[month]
     behind = (path.bad_day >= 0) & (path.bad_day < day)
-    under_way = (path.account >= 0) & (block.onset < month) & ~behind
+    under_way = (path.account >= 0) & (path.first_due < day) & ~behind
     hazard = expected_hazard(block, intercept, month, FORWARD)
     fresh = 1 - np.prod(1 - hazard, axis=1)
     ahead = (path.bad_day >= day) & (path.bad_day < day + 365)
