@@ -122,10 +122,8 @@ def _set_aggregates(rows: DataFrame, aggregates: list[Aggregate], as_of: date) -
     """Distinct counts and latest values, apart: their buffers (a set, a struct) would turn
     the whole aggregation into a slow object or sort aggregate. Only their kinds' rows."""
     kinds = sorted({kind for a in aggregates for kind in a.kinds})
-    if any(not a.kinds for a in aggregates):
-        subset = rows
-    else:
-        subset = rows.where(F.col("kind").isin(kinds))
+    every_kind = any(not a.kinds for a in aggregates)
+    subset = rows if every_kind else rows.where(F.col("kind").isin(kinds))
     return subset.groupBy("user_id").agg(
         *[aggregate_expr(aggregate, as_of).alias(aggregate.key) for aggregate in aggregates])
 
@@ -160,14 +158,14 @@ def aggregate_sql(aggregate: Aggregate, as_of: date) -> str:
     if op == "count":
         return f"count(CASE WHEN {cond} THEN 1 END)"
     if op in ("min_age", "max_age"):
-        return f"{op[:3]}({_when(cond, AGE)})"
+        return f"{op[:3]}(CASE WHEN {cond} THEN {AGE} END)"
     assert aggregate.value is not None
     value = value_sql(aggregate.value, as_of=as_of, as_float=op != "distinct")
     if op == "latest":
-        keep = f"({value}) IS NOT NULL" + ("" if cond is None else f" AND {cond}")
+        keep = f"({value}) IS NOT NULL AND {cond}"
         return (f"max(CASE WHEN {keep} THEN named_struct('t', event_time, 'i', event_id, "
                 f"'v', {value}) END).v")
-    picked = _when(cond, value)
+    picked = f"CASE WHEN {cond} THEN {value} END"
     if op == "distinct":
         # Not count(DISTINCT ...): several of those make Spark expand every row once per
         # distinct aggregate. A set per user is exact and keeps one aggregation pass.
@@ -187,7 +185,9 @@ def value_sql(value: Value, *, as_of: date, as_float: bool) -> str:
     return f"CAST({column} AS DOUBLE)" if as_float else column
 
 
-def _row_condition(aggregate: Aggregate) -> str | None:
+def _row_condition(aggregate: Aggregate) -> str:
+    """Kinds, filters and window; every aggregate also keeps only events before D (age > 0),
+    since the one aggregation reads every event (so that every user gets a row)."""
     parts: list[str] = []
     if aggregate.kinds:
         parts.append(f"kind IN ({_literals(aggregate.kinds)})")
@@ -195,7 +195,7 @@ def _row_condition(aggregate: Aggregate) -> str | None:
     parts.append(f"{AGE} > CAST({float(aggregate.lag)!r} AS DOUBLE)")   # event_time < D
     if aggregate.window is not None:
         parts.append(f"{AGE} <= CAST({float(aggregate.lag + aggregate.window)!r} AS DOUBLE)")
-    return " AND ".join(f"({part})" for part in parts) if parts else None
+    return " AND ".join(f"({part})" for part in parts)
 
 
 def condition_sql(condition: Cond) -> str:
@@ -212,10 +212,6 @@ def condition_sql(condition: Cond) -> str:
     if condition.kinds:
         predicate = f"NOT kind IN ({_literals(condition.kinds)}) OR ({predicate})"
     return f"({predicate})"
-
-
-def _when(cond: str | None, value: str) -> str:
-    return value if cond is None else f"CASE WHEN {cond} THEN {value} END"
 
 
 def _name(column: str) -> str:
