@@ -134,8 +134,10 @@ def prepare(env: dict[str, str], users: int) -> tuple[Ed25519PrivateKey, list[st
 
 
 def serve(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL, start_new_session=True)
+    log = Path(env["ALTCREDIT_HOME"]).with_suffix(f".{port}.log")
+    with log.open("wb") as sink:
+        process = subprocess.Popen(command, env=env, cwd=ROOT, stdout=sink, stderr=subprocess.STDOUT,
+                                   start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         try:
@@ -145,7 +147,8 @@ def serve(command: list[str], env: dict[str, str], port: int) -> subprocess.Pope
         except httpx.TransportError:
             time.sleep(0.2)
     stop(process)
-    raise RuntimeError(f"server on port {port} did not start: {' '.join(command)}")
+    tail = log.read_text(errors="replace")[-2000:]
+    raise RuntimeError(f"server on port {port} did not start: {' '.join(command)}\n{tail}")
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -184,7 +187,7 @@ def gunicorn(app: str, port: int, worker: str) -> list[str]:
     """The same gunicorn command for both servers: 2 workers of the chosen class, loopback."""
     threads = ["-k", "gthread", "--threads", "4"] if worker == "gthread" else ["-k", "sync"]
     return [sys.executable, "-m", "gunicorn", "-w", "2", *threads, "-b", f"127.0.0.1:{port}",
-            "--chdir", str(ROOT / "benchmarks"), "--log-level", "warning", app]
+            "--chdir", str(ROOT), "--log-level", "warning", app]
 
 
 def lookups(env: dict[str, str], users: int, seconds: int, workdir: Path, worker: str) -> dict[str, Any]:
@@ -193,7 +196,7 @@ def lookups(env: dict[str, str], users: int, seconds: int, workdir: Path, worker
     bare_file.write_text("".join(f"/bare/user-{i:06d}\n" for i in range(users)))
     results: dict[str, Any] = {}
     port = free_port()
-    bare = serve(gunicorn("api:bare_app()", port, worker), env, port)
+    bare = serve(gunicorn("benchmarks.api:bare_app()", port, worker), env, port)
     try:
         results["bare"] = wrk(port, bare_file, signed=False, seconds=seconds, workdir=workdir)
     finally:

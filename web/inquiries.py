@@ -28,6 +28,7 @@ from sqlmodel import Field, SQLModel
 
 from web.clock import as_utc, utcnow
 from web.partners import Partner
+from web.sqlite_writes import write_lock
 
 logger = logging.getLogger(__name__)
 
@@ -147,13 +148,14 @@ def log_and_store(connection: Connection, disclosures: list[Disclosure], *, part
              "transaction_id": transaction.transaction_id if transaction else None}
             for item in disclosures]
     try:
-        if first is not None:
-            first(connection)
-        if transaction is not None:
-            _claim_transaction(connection, transaction, answer, now=now, max_age=max_age)
-        if rows:
-            connection.execute(_INSERT_INQUIRY, rows)
-        connection.commit()
+        with write_lock(connection):
+            if first is not None:
+                first(connection)
+            if transaction is not None:
+                _claim_transaction(connection, transaction, answer, now=now, max_age=max_age)
+            if rows:
+                connection.execute(_INSERT_INQUIRY, rows)
+            connection.commit()
     except IntegrityError:
         connection.rollback()
         if transaction is None:

@@ -36,6 +36,7 @@ from web.signing import (
     parse_headers,
     verify,
 )
+from web.sqlite_writes import write_lock
 from web.state import current_state
 
 logger = logging.getLogger(__name__)
@@ -154,8 +155,9 @@ def settle(response: Response) -> Response:
         connection = db()
         connection.rollback()  # end any read transaction; the nonce gets its own
         try:
-            claim_nonce(connection)
-            connection.commit()
+            with write_lock(connection):
+                claim_nonce(connection)
+                connection.commit()
         except Problem as refused:
             connection.rollback()
             response = problem_response(refused)

@@ -35,6 +35,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
 
 from web.clock import utcnow
+from web.sqlite_writes import write_lock
 
 logger = logging.getLogger(__name__)
 
@@ -165,7 +166,7 @@ class DatabaseNonceStore:
             if connection is not None:  # a refusal aborts the caller's transaction, as it should
                 connection.execute(_INSERT_NONCE, values)
             else:
-                with self.engine.begin() as own:
+                with write_lock(self.engine), self.engine.begin() as own:
                     own.execute(_INSERT_NONCE, values)
         except IntegrityError:
             return False
