@@ -1,18 +1,20 @@
 """Partner API throughput against a bare Flask endpoint, measured side by side.
 
 1. Lookups: signed, consent-checked, logged ``GET /v1/scores/{open_id}`` served by
-   ``altcredit serve`` (gunicorn, 2 sync workers, loopback), against a bare Flask
-   app under the same gunicorn settings whose one endpoint reads the same stored
-   score row (``scoring.publish.current_score``) from the same database and
-   returns it as JSON. Load: wrk (Debian's ``wrk``) with a Lua script replaying
-   pre-signed requests (a fresh nonce each, so none is refused as a replay),
-   2 threads, 16 connections. Target: lookups >= 0.5x the bare endpoint's
-   requests per second, p99 <= 25 ms. On SQLite, and on PostgreSQL when one is
-   reachable (``--postgres URL``, default the local server).
-2. Events: ``POST /v1/events`` with signed 1,000-event batches from a few Python
+   the app (``web.app:create_app()``) under gunicorn, 2 workers on loopback,
+   against a bare Flask app under the same gunicorn settings whose one endpoint
+   reads the same stored score row (``scoring.publish.current_score``) from the
+   same database and returns it as JSON. Workers are gthread with 4 threads each
+   by default (``--worker sync`` for sync workers); the load starts 3 s after a
+   server answers, so every worker has booted. Load: wrk (Debian's ``wrk``) with
+   a Lua script replaying pre-signed requests (a fresh nonce each, so none is
+   refused as a replay), 2 threads, 16 connections. Target: lookups >= 0.5x the
+   bare endpoint's requests per second, p99 <= 25 ms. On SQLite, and on
+   PostgreSQL when one is reachable (``--postgres URL``, default the local server).
+2. Events: ``POST /v1/events`` with signed 1,000-event batches from 4 Python
    threads: events per second and p99 per batch (aim: 20,000 events/s).
 
-Run: ``.venv/bin/python benchmarks/api.py [--small] [--postgres URL|none]``.
+Run: ``.venv/bin/python benchmarks/api.py [--small] [--worker gthread|sync] [--postgres URL|none]``.
 """
 
 from __future__ import annotations
