@@ -37,6 +37,8 @@ def demo(ctx: click.Context, users: int, months: int, seed: int, no_serve: bool)
 
         def report(stage: str, done: int, total: int | None) -> None:
             if stage not in tasks:
+                for earlier in tasks.values():  # stages run one after another
+                    _finish(bars, earlier)
                 tasks[stage] = bars.add_task(stage, total=total)
             bars.update(tasks[stage], completed=done, total=total)
 
@@ -45,7 +47,7 @@ def demo(ctx: click.Context, users: int, months: int, seed: int, no_serve: bool)
         except (BootstrapError, JobFailed) as exc:
             raise CliError(str(exc)) from None
         for task in tasks.values():
-            bars.update(task, completed=bars.tasks[task].total or 1, total=bars.tasks[task].total or 1)
+            _finish(bars, task)
     people = ensure_demo_people(settings, get_engine(settings))
     reused = f" (reused: {', '.join(summary.reused)})" if summary.reused else ""
     console.print(f"population {summary.population}: {summary.events_stored:,} events, champion "
@@ -55,6 +57,12 @@ def demo(ctx: click.Context, users: int, months: int, seed: int, no_serve: bool)
         from web.commands.serve import serve
 
         ctx.invoke(serve)
+
+
+def _finish(bars: Progress, task: TaskID) -> None:
+    total = bars.tasks[task].total or 1
+    bars.update(task, completed=total, total=total)
+    bars.stop_task(task)
 
 
 def _instructions(people: DemoPeople, base_url: str) -> str:
