@@ -84,7 +84,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_mismatch(
     checks = [not_a_server_error, status_code_conformance, content_type_conformance,
               response_headers_conformance, response_schema_conformance]
 
-    @settings(max_examples=60, deadline=None, derandomize=True, database=None,
+    @settings(max_examples=40, deadline=None, derandomize=True, database=None,
               suppress_health_check=list(HealthCheck))
     @given(case=strategy)
     def run(case: schemathesis.Case) -> None:

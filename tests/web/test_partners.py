@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 
 from tests.web.conftest import SignedPartner, public_pem
 from web.cli import main
+from web.consent import ConsentError, grant_consent
 from web.partners import PartnerError, create_partner, find_partner, list_partners
 
 
@@ -25,6 +26,20 @@ def table_counts(engine: Engine) -> dict[str, int]:
     with engine.connect() as connection:
         return {table: connection.execute(sa.text(f"SELECT count(*) FROM {table}")).scalar_one()
                 for table in ("partners", "consents", "open_ids")}
+
+
+@pytest.mark.parametrize("user_id,purpose,scope,days,message", [
+    ("", "loan_underwriting", "score", 30, "not a valid user id"),
+    ("u1", "gambling", "score", 30, "unknown purpose 'gambling'"),
+    ("u1", "loan_underwriting", "everything", 30, "unknown scope 'everything'"),
+    ("u1", "loan_underwriting", "score", 0, "days must be between 1 and 3650"),
+])
+def test_a_bad_grant_is_refused_and_changes_nothing(acme: SignedPartner, engine: Engine, user_id: str,
+                                                   purpose: str, scope: str, days: int, message: str) -> None:
+    before = table_counts(engine)
+    with pytest.raises(ConsentError, match=message):
+        grant_consent(engine, user_id=user_id, partner=acme.info, purpose=purpose, scope=scope, days=days)
+    assert table_counts(engine) == before
 
 
 @pytest.mark.parametrize("name,options,message", [
