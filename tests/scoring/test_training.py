@@ -106,3 +106,18 @@ def test_a_single_as_of_date_is_refused(trained_home) -> None:
     with pytest.raises(TrainingError, match="at least two as-of dates"):
         train_model(settings, as_of_dates=[date(2024, 12, 1)])
     assert registry.list_versions(settings) == before
+
+
+@pytest.mark.spark
+def test_spark_engine_trains_the_same_features_to_a_comparable_auc(trained_home) -> None:
+    from scoring.train_spark import use_this_python
+
+    settings, outcome = trained_home
+    use_this_python()
+    spark = train_model(settings, engine="spark")
+    local = registry.load_version(settings, outcome.version).meta
+    distributed = registry.load_version(settings, spark.version).meta
+    assert distributed.engine == "spark"
+    assert distributed.feature_names == local.feature_names
+    assert distributed.monotone == local.monotone
+    assert abs(spark.oot["auc"] - outcome.oot["auc"]) < 0.03
