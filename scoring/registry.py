@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import cached_property
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +39,9 @@ from scoring.artefacts import (
 )
 from scoring.frames import Frame, model_matrix
 from scoring.tables import CHALLENGER, CHAMPION, ModelPromotion, ModelRole, ModelVersion
+
+if TYPE_CHECKING:
+    from scoring.points import ScoreModel
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +96,7 @@ class LoadedModel:
         """The out-of-time predictions stored with the version."""
         return read_holdout(self.folder)
 
-    def score_model(self) -> object:
+    def score_model(self) -> ScoreModel:
         """The model as scoring.points.ScoreModel (numeric features) for scoring and explaining."""
         from scoring.points import ScoreModel
 
