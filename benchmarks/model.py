@@ -221,7 +221,8 @@ class PeakMemory:
 def scale_benchmark(sizes: list[int], threads: int, columns: int = 60) -> None:
     print(f"\ntraining cost: {columns} numeric features, 5% missing, search budget 4, 3-fold CV, "
           f"{threads or 'all'} thread(s); baseline: one plain 200-tree XGBoost fit")
-    print(f"{'users':>10} {'train s':>9} {'baseline s':>11} {'ratio':>6} {'peak MiB':>9}")
+    print(f"{'users':>10} {'train s':>9} {'baseline s':>11} {'ratio':>6} {'+peak MiB':>9} "
+          f"{'peak RSS MiB':>12}")
     for rows in sizes:
         frame, bad = synthetic_table(rows, columns, seed=rows)
         with PeakMemory() as memory:
@@ -238,7 +239,7 @@ def scale_benchmark(sizes: list[int], threads: int, columns: int = 60) -> None:
         baseline = time.perf_counter() - started
         peak = (memory.peak - memory.baseline) / 2**20
         print(f"{rows:>10} {ours_seconds:9.1f} {baseline:11.1f} {ours_seconds / baseline:6.1f} "
-              f"{peak:9.0f}")
+              f"{peak:9.0f} {memory.peak / 2**20:12.0f}", flush=True)
     print(f"process max RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
 
 
