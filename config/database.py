@@ -56,7 +56,8 @@ def dispose_engines() -> None:
 
 def _create_engine(url: str, busy_timeout: float) -> Engine:
     if not url.startswith("sqlite"):
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        # Enough pooled connections for a threaded worker's threads, so none is opened per request.
+        return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=10)
     engine = create_engine(url, connect_args={"timeout": busy_timeout, "check_same_thread": False})
     event.listen(engine, "connect", _sqlite_pragmas(busy_timeout))
     return engine

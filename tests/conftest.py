@@ -99,7 +99,8 @@ def app(db_settings: Settings, db: Engine) -> Iterator[Flask]:
 def live_server(app: Flask) -> Iterator[LiveServer]:
     """The app served over real HTTP on a free loopback port, in a background thread."""
     server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    # A short poll interval: shutdown() waits for it, and every test that serves pays it.
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
     try:
         yield LiveServer(f"http://127.0.0.1:{server.server_port}", app)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date
@@ -14,9 +13,7 @@ import httpx
 import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from flask import Flask
 from sqlalchemy import Engine
-from werkzeug.serving import make_server
 
 from config.settings import Settings
 from scoring.publish import ScoreRecord, publish_scores
@@ -64,19 +61,6 @@ class SignedPartner:
 
     def score(self, open_id: str, purpose: str = "loan_underwriting", **kwargs: Any) -> httpx.Response:
         return self.get(f"/v1/scores/{open_id}?purpose={purpose}", **kwargs)
-
-
-@pytest.fixture
-def live_server(app: Flask) -> Iterator[LiveServer]:
-    """tests/conftest.py's live server, stopping in 0.05 s instead of 0.5 s (its poll interval)."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    try:
-        yield LiveServer(f"http://127.0.0.1:{server.server_port}", app)
-    finally:
-        server.shutdown()
-        thread.join(timeout=10)
 
 
 @pytest.fixture

@@ -56,6 +56,9 @@ def demo(ctx: click.Context, users: int, months: int, seed: int, no_serve: bool)
     if not no_serve:
         from web.commands.serve import serve
 
+        # The demo serves plain HTTP on this machine, where a Secure cookie would never come back.
+        root = ctx.find_root().obj
+        root["settings"] = settings.model_copy(update={"accounts_cookie_secure": False})
         ctx.invoke(serve)
 
 

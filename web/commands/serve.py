@@ -40,6 +40,8 @@ def serve(ctx: click.Context, host: str | None, port: int | None, workers: int |
     if dev:
         from web.app import create_app
 
+        # Development is plain HTTP: a Secure session cookie would never come back.
+        settings = settings.model_copy(update={"accounts_cookie_secure": False})
         create_app(settings).run(host=host, port=port, debug=True, use_reloader=False)
         return
     _Gunicorn(settings, bind=f"{host}:{port}", workers=workers or settings.serve_workers).run()
