@@ -60,3 +60,14 @@ def test_a_band_whose_bad_rate_does_not_fall_is_called_out() -> None:
     assert verdict == {"holds": False,
                        "message": "the bad rate does NOT fall band by band: poor -> fair"}
     assert bad_rate_falls([{"code": "a", "bad_rate": 0.2}, {"code": "b", "bad_rate": 0.1}])["holds"]
+
+
+def test_age_bands_follow_the_scorecard() -> None:
+    import polars as pl
+
+    from scoring.fairness import age_band
+
+    bands = load_scorecard().fairness.age_bands
+    ages = pl.DataFrame({"age": [17, 18, 24, 25, 64, 65, 130]})
+    labels = ages.select(age_band(pl.col("age"), bands)).to_series().to_list()
+    assert labels == [None, "18-24", "18-24", "25-34", "50-64", "65-119", None]
