@@ -23,13 +23,21 @@ logger = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 30.0
 
 
+# (stage, done, total) -> None: the progress convention of the operations in features/ and scoring/.
+Progress = Callable[[str, int, int], None]
+
+
+def _silent(_stage: str, _done: int, _total: int) -> None:
+    return None
+
+
 @dataclass
 class JobContext:
     """What a job receives: the settings, the as-of date, and a way to report progress."""
 
     settings: Settings
     as_of: date
-    progress: Callable[[str, float | None], None] = field(default=lambda _stage, _fraction: None)
+    progress: Progress = field(default=_silent)
 
 
 @dataclass
@@ -56,7 +64,7 @@ def default_as_of(now: datetime | None = None) -> date:
 
 def run_job(settings: Settings, name: str, *, as_of: date | None = None, trigger: str = "manual",
             fire_key: str | None = None,
-            progress: Callable[[str, float | None], None] | None = None) -> JobRun:
+            progress: Progress | None = None) -> JobRun:
     """Run job ``name`` now; raises RunRefused when locked, JobFailed when the job fails."""
     from jobs.tasks import TASKS
 
@@ -73,8 +81,7 @@ def run_job(settings: Settings, name: str, *, as_of: date | None = None, trigger
     beat = threading.Thread(target=_keep_alive, args=(ledger, run.id, stop), daemon=True)
     beat.start()
     try:
-        context = JobContext(settings=settings, as_of=as_of,
-                             progress=progress or (lambda _stage, _fraction: None))
+        context = JobContext(settings=settings, as_of=as_of, progress=progress or _silent)
         result = TASKS[name](context)
     except Exception as exc:
         logger.error("job failed", exc_info=exc, extra={"job": name, "run_id": run.id})

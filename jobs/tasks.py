@@ -24,15 +24,15 @@ def compact_lake(context: JobContext) -> JobResult:
 def build_features(context: JobContext) -> JobResult:
     from features.store import build_snapshot
 
-    context.progress("features", None)
-    manifest = build_snapshot(context.settings, as_of=context.as_of)
+    manifest = build_snapshot(context.settings, as_of=context.as_of,
+                              progress=lambda stage: context.progress(stage, 0, 1))
     return JobResult(rows={"users": manifest.row_count}, details=_plain(manifest))
 
 
 def recompute_scores(context: JobContext) -> JobResult:
     from scoring.recompute import recompute
 
-    summary = recompute(context.settings, as_of=context.as_of)
+    summary = recompute(context.settings, as_of=context.as_of, progress=context.progress)
     return JobResult(rows=_counts(summary), details=_plain(summary))
 
 

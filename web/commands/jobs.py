@@ -66,7 +66,8 @@ def run(ctx: click.Context, name: str, as_of: date | None) -> None:
     with console.status(f"running {name}") as status:
         try:
             finished = run_job(settings, name, as_of=as_of,
-                               progress=lambda stage, _f: status.update(f"{name}: {stage}"))
+                               progress=lambda stage, done, total: status.update(
+                                   f"{name}: {stage} {done}/{total}"))
         except RunRefused as exc:
             raise CliError(str(exc)) from None
         except JobFailed as exc:
