@@ -95,6 +95,9 @@ class Settings(BaseSettings):
         "with a full outcome window, which is held out.")
     features_default_engine: Literal["polars", "spark"] = Field(
         description="Engine `features build` uses when --engine is not given.")
+    features_chunk_rows: int = Field(
+        ge=1000, description="Feature builds process users in chunks of about this many "
+        "events (bounds memory; the contact graph still sees every contact).")
     features_spark_master: str = Field(
         min_length=1, description="Spark master for --engine spark (local[*]: this machine).")
     features_spark_shuffle_partitions: int = Field(

@@ -16,6 +16,7 @@ from datetime import UTC, date, datetime
 
 import polars as pl
 
+from config.feature_taxonomy import load_taxonomy
 from features.plan import (
     ZERO_WHEN_EMPTY,
     Aggregate,
@@ -50,29 +51,65 @@ def day_number(day: date) -> int:
     return (day - date(1970, 1, 1)).days
 
 
-def feature_frame(events: pl.LazyFrame, *, as_of: date, plan: Plan | None = None) -> pl.LazyFrame:
-    """Features as of D for every user in ``events`` (resolved events as known at T)."""
+def feature_frame(events: pl.LazyFrame | pl.DataFrame, *, as_of: date,
+                  plan: Plan | None = None, chunk_rows: int | None = None) -> pl.DataFrame:
+    """Features as of D for every user in ``events`` (resolved events as known at T).
+
+    With ``chunk_rows``, in-memory events with more rows are processed in chunks of
+    users (by a hash of the user id), which bounds memory; the contact graph still
+    sees every contact, through flags computed for all users first.
+    """
     plan = plan or compile_plan()
-    events = events.select(input_columns(events, plan))
-    users = events.select("user_id").unique()
-    rows = prepare(events, plan, as_of)
-    frame = users
+    if not isinstance(events, pl.DataFrame) or not chunk_rows or events.height <= chunk_rows:
+        return _features(events.lazy(), plan, as_of, flags=None).collect()
+    chunks = -(-events.height // chunk_rows)
+    flags = _contact_flags(events.lazy(), plan, as_of).collect()
+    chunk = pl.col("user_id").hash() % chunks
+    parts = [_features(events.lazy().filter(chunk == number), plan, as_of, flags=flags.lazy())
+             .collect() for number in range(chunks)]
+    return pl.concat(parts, how="vertical").sort("user_id")
+
+
+def _features(events: pl.LazyFrame, plan: Plan, as_of: date,
+              flags: pl.LazyFrame | None) -> pl.LazyFrame:
+    """One grouped pass over every event, so every user gets a row (even one whose events
+    all lie after D), computing the aggregates that read every kind over the events
+    before D; then one pass per set of kinds over just those rows; then the contacts."""
+    everything = prepare(events.select(input_columns(events, plan)), plan, as_of)
+    frame = everything.group_by("user_id").agg(
+        aggregate_expr(aggregate, (), as_of, before=True).alias(aggregate.key)
+        for aggregate in plan.passes.get((), ())
+    )
     for kinds, aggregates in plan.passes.items():
-        subset = rows.filter(pl.col("kind").is_in(list(kinds))) if kinds else rows
+        if not kinds:
+            continue
+        subset = everything.filter(pl.col("kind").is_in(list(kinds)) & (pl.col(AGE) > 0))
+        if any(aggregate.op == "latest" for aggregate in aggregates):
+            subset = subset.sort("event_time", "event_id")   # groups keep this order
         grouped = subset.group_by("user_id").agg(
-            [aggregate_expr(aggregate, kinds, as_of).alias(aggregate.key) for aggregate in aggregates]
+            aggregate_expr(aggregate, kinds, as_of).alias(aggregate.key) for aggregate in aggregates
         )
         frame = frame.join(grouped, on="user_id", how="left")
     frame = frame.with_columns(
         pl.col(a.key).fill_null(0) for a in plan.aggregates if a.op in ZERO_WHEN_EMPTY
     )
     if plan.contacts:
-        frame = frame.join(contact_frame(rows, frame, plan.contacts), on="user_id", how="left")
+        contacts = everything.filter((pl.col("kind") == "contact") & (pl.col(AGE) > 0))
+        graph = contact_frame(contacts, frame if flags is None else flags, plan.contacts)
+        frame = frame.join(graph, on="user_id", how="left")
     outputs = [
         _fill(output_expr(output.expr), output.fill_zero).cast(pl.Float64).alias(output.name)
         for output in plan.outputs
     ]
     return frame.select(pl.col("user_id"), *outputs).sort("user_id")
+
+
+def _contact_flags(events: pl.LazyFrame, plan: Plan, as_of: date) -> pl.LazyFrame:
+    """The per-user aggregates that flag a contact, for every user (the graph's first pass)."""
+    flags = sorted({c.flag for c in plan.contacts if c.flag is not None}, key=lambda a: a.key)
+    everything = prepare(events.select(input_columns(events, plan)), plan, as_of)
+    return everything.group_by("user_id").agg(
+        aggregate_expr(flag, (), as_of, before=True).alias(flag.key) for flag in flags)
 
 
 def input_columns(events: pl.LazyFrame, plan: Plan) -> list[str]:
@@ -82,27 +119,32 @@ def input_columns(events: pl.LazyFrame, plan: Plan) -> list[str]:
 
 
 def prepare(events: pl.LazyFrame, plan: Plan, as_of: date) -> pl.LazyFrame:
-    """Events before D, the columns the plan reads, money as Float64, each row's age in days."""
+    """The columns the plan reads: money as Float64, kinds and categories as Enums (cheap
+    to filter and count), and each row's age in days before D (positive: before D)."""
     schema = events.collect_schema()
     wanted = [name for name in sorted(plan.columns) if name in schema]
     money = [name for name in wanted if isinstance(schema[name], pl.Decimal)]
+    taxonomy = load_taxonomy()
+    enums = {name: taxonomy.categories[name] for name in wanted
+             if name in taxonomy.categories and schema[name] == pl.String}
     epoch_us = pl.col("event_time").dt.epoch("us")
-    return (
-        events.filter(pl.col("event_time") < as_of_instant(as_of))
-        .select(*BASE_COLUMNS, *wanted)
-        .with_columns(
-            *(pl.col(name).cast(pl.Float64) for name in money),
-            ((as_of_micros(as_of) - epoch_us) / MICROS_PER_DAY).alias(AGE),
-            (epoch_us // MICROS_PER_DAY).alias("event_day"),
-            (pl.col("event_time").dt.year().cast(pl.Int64) * 12
-             + pl.col("event_time").dt.month().cast(pl.Int64)).alias("event_month"),
-        )
+    return events.select(*BASE_COLUMNS, *wanted).with_columns(
+        pl.col("kind").cast(pl.Enum(sorted(taxonomy.kinds))),
+        *(pl.col(name).cast(pl.Float64) for name in money),
+        *(pl.col(name).cast(pl.Enum(sorted(values))) for name, values in enums.items()),
+        ((as_of_micros(as_of) - epoch_us) / MICROS_PER_DAY).alias(AGE),
+        (epoch_us // MICROS_PER_DAY).alias("event_day"),
+        (pl.col("event_time").dt.year().cast(pl.Int64) * 12
+         + pl.col("event_time").dt.month().cast(pl.Int64)).alias("event_month"),
     )
 
 
-def aggregate_expr(aggregate: Aggregate, pass_kinds: Sequence[str], as_of: date) -> pl.Expr:
-    """One conditional aggregate inside a ``group_by(user_id).agg``."""
-    cond = _row_condition(aggregate, pass_kinds)
+def aggregate_expr(aggregate: Aggregate, pass_kinds: Sequence[str], as_of: date, *,
+                   before: bool = False) -> pl.Expr:
+    """One conditional aggregate inside a ``group_by(user_id).agg``; ``before`` adds the
+    condition event_time < D (for a pass over rows not yet restricted to it). Rows of a
+    pass with a ``latest`` aggregate come sorted by (event_time, event_id)."""
+    cond = _row_condition(aggregate, pass_kinds, before=before)
     op = aggregate.op
     if op == "count":
         return pl.len() if cond is None else cond.sum()
@@ -113,8 +155,7 @@ def aggregate_expr(aggregate: Aggregate, pass_kinds: Sequence[str], as_of: date)
     value = value_expr(aggregate.value, as_of_day=day_number(as_of), as_float=op != "distinct")
     if op == "latest":
         keep = value.is_not_null() if cond is None else cond & value.is_not_null()
-        order = [pl.col("event_time").filter(keep), pl.col("event_id").filter(keep)]
-        return value.filter(keep).sort_by(order).last()
+        return value.filter(keep).last()
     picked = _when(cond, value)
     if op == "distinct":
         return picked.drop_nulls().n_unique()
@@ -124,15 +165,17 @@ def aggregate_expr(aggregate: Aggregate, pass_kinds: Sequence[str], as_of: date)
 def value_expr(value: Value, *, as_of_day: int, as_float: bool) -> pl.Expr:
     column = pl.col(value.column)
     if value.mapping is not None:
-        return column.replace_strict(dict(value.mapping), default=None, return_dtype=pl.Float64)
+        return column.cast(pl.String).replace_strict(
+            dict(value.mapping), default=None, return_dtype=pl.Float64)
     if value.transform == "age_days":
         # Days from the date to D: D's day number minus the date's (days since 1970-01-01).
         return (pl.lit(as_of_day, pl.Int64) - column.cast(pl.Int32).cast(pl.Int64)).cast(pl.Float64)
     return column.cast(pl.Float64) if as_float else column
 
 
-def _row_condition(aggregate: Aggregate, pass_kinds: Sequence[str]) -> pl.Expr | None:
-    parts: list[pl.Expr] = []
+def _row_condition(aggregate: Aggregate, pass_kinds: Sequence[str], *,
+                   before: bool = False) -> pl.Expr | None:
+    parts: list[pl.Expr] = [pl.col(AGE) > 0] if before else []
     if aggregate.kinds and tuple(aggregate.kinds) != tuple(pass_kinds):
         parts.append(pl.col("kind").is_in(list(aggregate.kinds)))
     parts += [condition_expr(condition) for condition in aggregate.conditions]

@@ -35,7 +35,7 @@ from config.feature_definitions import FeatureSet, load_feature_definitions
 from config.settings import Settings
 from features import lake
 from features.engine_polars import as_of_instant, feature_frame, input_columns
-from features.plan import compile_plan
+from features.plan import Plan, compile_plan
 
 logger = logging.getLogger(__name__)
 
@@ -100,7 +100,7 @@ def build_snapshot(settings: Settings, *, as_of: date, as_known_at: datetime | N
 def compute_features(events: pl.LazyFrame, *, as_of: date,
                      definitions: FeatureSet | None = None) -> pl.DataFrame:
     """Features as of D from resolved events (the embedded engine, no files involved)."""
-    return feature_frame(events, as_of=as_of, plan=compile_plan(definitions)).collect()
+    return feature_frame(events, as_of=as_of, plan=compile_plan(definitions))
 
 
 def _compute(settings: Settings, engine: Engine, *, as_of: date, as_known_at: datetime,
@@ -114,12 +114,31 @@ def _compute(settings: Settings, engine: Engine, *, as_of: date, as_known_at: da
         _stage(progress, "compute")
         return spark_features(settings, as_of=as_of, as_known_at=as_known_at,
                               watermark=watermark, plan=plan)
-    events = lake.scan_events(settings, as_known_at=as_known_at, watermark=watermark)
-    # Resolve once, keeping only the columns the plan reads: every pass then groups
-    # an in-memory frame instead of re-reading and re-resolving the lake.
-    resolved = events.select(input_columns(events, plan)).collect()
+    resolved = read_events(settings, as_known_at=as_known_at, watermark=watermark, plan=plan)
     _stage(progress, "compute")
-    return feature_frame(resolved.lazy(), as_of=as_of, plan=plan).collect()
+    return feature_frame(resolved, as_of=as_of, plan=plan, chunk_rows=settings.features_chunk_rows)
+
+
+def read_events(settings: Settings, *, as_known_at: datetime, watermark: datetime,
+                plan: Plan) -> pl.DataFrame:
+    """The lake as known at T (watermark W), only the columns the plan reads, in memory.
+
+    The same rows as :func:`features.lake.scan_events`, read in about half the time
+    and memory: only the events that share an id with a correction known by T go
+    through :func:`features.lake.resolve` (the one definition of the rule); every
+    other event is the only version of itself, which the rule keeps as it is. The
+    bulk is then a plain filtered scan of just the needed columns.
+    """
+    stored = lake.scan_stored(settings)
+    columns = input_columns(stored, plan)
+    known = stored.filter((pl.col("ingested_at") <= watermark)
+                          & (pl.col("known_at") <= as_known_at))
+    corrected = known.select(pl.col("corrects").drop_nulls().unique()).collect().to_series()
+    touched = pl.col("event_id").is_in(corrected.implode()) | pl.col("corrects").is_not_null()
+    alone = known.filter(~touched & ~pl.col("voided").fill_null(False)).select(columns)
+    versions = lake.resolve(stored.filter(touched), as_known_at=as_known_at,
+                            watermark=watermark).select(columns)
+    return pl.concat([alone, versions], how="vertical").collect()
 
 
 def load_snapshot(settings: Settings, as_of: date,

@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from features.engine_polars import feature_frame
 from features.plan import DAYS_PER_MONTH
-from tests.features.feature_rows import AS_OF, D, ago, ev, features_of, repayment
+from tests.features.feature_rows import AS_OF, D, ago, ev, features_of, lake, repayment
 
 LATE = {"column": "days_late", "op": "ge", "value": 30}
 
@@ -256,3 +257,16 @@ def test_contact_share_flags_recent_serious_delinquency_only() -> None:
     values = features_of(rows, SHARE)
     assert values["u"]["share"] == pytest.approx(2 / 5)
     assert values["late"]["share"] is None
+
+
+def test_chunks_of_users_give_the_same_features_and_contacts_see_across_chunks() -> None:
+    names = [f"p{i}" for i in range(12)]
+    rows = [contact(name, other, 50) for name in names for other in names[:4] if other != name]
+    rows += [repayment(name, 10 + i, 95 if i % 3 == 0 else 0) for i, name in enumerate(names)]
+    rows += [payment(name, 3 + i, 10.0 * i, "dining") for i, name in enumerate(names)]
+    rows += [balance(name, 2, float(i)) for i, name in enumerate(names)]
+    events = lake(rows).collect()
+    whole = feature_frame(events, as_of=AS_OF)
+    chunked = feature_frame(events, as_of=AS_OF, chunk_rows=7)
+    assert chunked.equals(whole)
+    assert whole["contacts_delinquent_share_365d"].drop_nulls().sum() > 0
