@@ -15,8 +15,10 @@ import pytest
 
 from config.settings import Settings
 from features import lake
+from features.engine_polars import input_columns
 from features.ingest import ingest_records
-from features.store import build_snapshot, compute_features, load_snapshot
+from features.plan import compile_plan
+from features.store import build_snapshot, compute_features, load_snapshot, read_events
 from tests.features.feature_rows import AS_OF, D, ago, record, repayment_record
 
 AFTER_D = D + timedelta(days=10)
@@ -115,3 +117,28 @@ def test_connections_never_see_a_contacts_future(settings: Settings,
     assert known_later["contacts_delinquent_share_365d"] == 1.0
     assert snapshot_values(settings, as_known_at=D + timedelta(days=60))["u"][
         "contacts_delinquent_365d"] == 1.0
+
+
+def test_the_stores_fast_read_equals_the_lakes_resolution(settings: Settings,
+                                                          history: dict[str, Any]) -> None:
+    first = history["first"]
+    payload = {k: first[k] for k in ("account_id", "amount", "amount_due", "currency",
+                                     "due_date")}
+    ingest_records(settings, [
+        record("correction", "u", first["event_time"], event_id="fix-1", corrects="pay-1",
+               corrected_kind="repayment", reported_at=ago(6), paid_date=first["due_date"],
+               **payload),
+        record("correction", "u", first["event_time"], event_id="fix-2", corrects="pay-1",
+               corrected_kind="repayment", reported_at=ago(4),
+               paid_date=first["due_date"] + timedelta(days=9), **payload),
+        record("correction", "u", first["event_time"], event_id="void-1", corrects="pay-1",
+               corrected_kind="repayment", void=True, reported_at=AFTER_D),
+        repayment_record("c", 15, 3, source="other", event_id="pay-1"),
+    ])
+    plan = compile_plan()
+    mark = lake.watermark(settings)
+    for known_at in (ago(5), ago(3), D, AFTER_D):
+        expected = (lake.scan_events(settings, as_known_at=known_at, watermark=mark)
+                    .select(input_columns(lake.scan_stored(settings), plan)).collect())
+        fast = read_events(settings, as_known_at=known_at, watermark=mark, plan=plan)
+        assert fast.sort("event_id", "user_id").equals(expected.sort("event_id", "user_id"))
