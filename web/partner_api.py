@@ -17,7 +17,7 @@ from datetime import timedelta
 from typing import Any
 
 from apiflask import APIBlueprint
-from flask import Response, g, request
+from flask import Response, current_app, g, request
 
 from features.ingest import ingest_records
 from features.ingest_errors import IngestError
@@ -35,6 +35,7 @@ from web.inquiries import (
     request_fingerprint,
     stored_answer,
 )
+from web.metrics import app_metrics
 from web.partner_auth import (
     authenticate,
     claim_nonce,
@@ -240,6 +241,10 @@ def _answered(endpoint: str, compute: Callable[[], tuple[dict[str, Any], list[Di
         except InquiryLogUnavailable:
             raise Problem("unavailable", "the inquiry log cannot be written, so nothing is "
                           "disclosed; retry later") from None
+        if answer is ours:  # counted once, like the inquiry rows: a replay discloses nothing new
+            served = app_metrics(current_app).scores_served
+            for item in disclosed:
+                served.labels(item.scope).inc()
     return _json(answer.status, answer.body)
 
 

@@ -43,3 +43,12 @@ def test_job_runs_and_last_recompute_come_from_the_ledger(live_server: LiveServe
     assert samples['altcredit_job_runs{job="build_features",status="failed"}'] == 1
     stamp = samples["altcredit_last_successful_recompute_timestamp_seconds"]
     assert abs(stamp - finished.finished_at.timestamp()) < 1
+
+
+def test_disclosing_lookups_are_counted_as_scores_served(live_server: LiveServer, acme, scored: str) -> None:
+    assert acme.score(scored).status_code == 200
+    transaction = {"X-Transaction-Id": "tx-1"}
+    assert acme.score(scored, headers=transaction).status_code == 200
+    assert acme.score(scored, headers=transaction).status_code == 200  # a replay discloses nothing new
+    samples = _samples(live_server.get("/metrics").text)
+    assert samples['altcredit_scores_served_total{scope="score"}'] == 2
