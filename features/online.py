@@ -23,7 +23,7 @@ from sqlmodel import Field, SQLModel, delete, insert, select
 
 from config.database import get_engine, session_scope, upgrade
 from config.settings import Settings
-from features.store import SnapshotManifest, load_snapshot
+from features.store import SnapshotManifest, latest_snapshot, load_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -73,3 +73,15 @@ def online_entry(settings: Settings, user_id: str) -> FeatureVector | None:
     upgrade(engine)
     with session_scope(engine) as session:
         return session.exec(select(FeatureVector).where(FeatureVector.user_id == user_id)).first()
+
+
+def publish_if_latest(settings: Settings, manifest: SnapshotManifest) -> int | None:
+    """Publish this snapshot online when it is the newest in the offline store; else None.
+
+    Serving follows the newest knowledge: rebuilding a past date for a backtest
+    must not roll the online vectors back.
+    """
+    latest = latest_snapshot(settings)
+    if latest is None or (latest.as_of, latest.as_known_at) != (manifest.as_of, manifest.as_known_at):
+        return None
+    return publish_online(settings, manifest)

@@ -22,11 +22,14 @@ def compact_lake(context: JobContext) -> JobResult:
 
 
 def build_features(context: JobContext) -> JobResult:
+    from features.online import publish_if_latest
     from features.store import build_snapshot
 
     manifest = build_snapshot(context.settings, as_of=context.as_of,
                               progress=lambda stage: context.progress(stage, 0, 1))
-    return JobResult(rows={"users": manifest.row_count}, details=_plain(manifest))
+    online = publish_if_latest(context.settings, manifest)
+    return JobResult(rows={"users": manifest.row_count, "online": online or 0},
+                     details=_plain(manifest))
 
 
 def recompute_scores(context: JobContext) -> JobResult:

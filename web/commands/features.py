@@ -71,14 +71,10 @@ def build(ctx: click.Context, as_of: date, as_known_at: datetime | None, engine:
 
 
 def _publish_if_latest(settings: Any, manifest: SnapshotManifest, stage: Any) -> int | None:
-    latest = latest_snapshot(settings)
-    if latest is None or (latest.as_of, latest.as_known_at) != (manifest.as_of,
-                                                                manifest.as_known_at):
-        return None
-    from features.online import publish_online
+    from features.online import publish_if_latest
 
     stage("publish")
-    return publish_online(settings, manifest)
+    return publish_if_latest(settings, manifest)
 
 
 @features.command("list")
