@@ -21,13 +21,13 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import tomllib
 from functools import cache
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from config.documents import read_toml
 from config.feature_taxonomy import Taxonomy, load_taxonomy
 
 DEFINITIONS_FILE = Path(__file__).with_name("features.toml")
@@ -163,12 +163,7 @@ def load_feature_definitions(path: Path | str | None = None) -> FeatureSet:
 
 @cache
 def _load(path: str) -> FeatureSet:
-    where = Path(path).name
-    try:
-        document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise FeatureDefinitionError(f"{where}: cannot read ({exc})") from None
-    return parse_feature_definitions(document, where=where)
+    return parse_feature_definitions(read_toml(Path(path), FeatureDefinitionError), where=Path(path).name)
 
 
 def parse_feature_definitions(document: dict[str, Any], *, where: str = "features") -> FeatureSet:

@@ -7,11 +7,12 @@ consent page, the partner API and the CLI agree on one list and one wording
 
 from __future__ import annotations
 
-import tomllib
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from config.documents import read_toml, validated
 
 PURPOSES_FILE = Path(__file__).with_name("purposes.toml")
 SCOPE_CODES = ("pass", "band", "score", "score_history")
@@ -85,15 +86,5 @@ def _default() -> PurposeCatalogue:
 
 
 def _load(path: Path) -> PurposeCatalogue:
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise PurposesError(f"purposes file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise PurposesError(f"{path} is not valid TOML ({exc})") from None
-    try:
-        return PurposeCatalogue.model_validate(raw)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"]) or "purposes"
-        raise PurposesError(f"{path.name}: {where}: {error['msg']}") from None
+    return validated(PurposeCatalogue, read_toml(path, PurposesError), where=path.name,
+                     error=PurposesError)

@@ -11,13 +11,13 @@ actionable features carry a tip template. A bad edit stops with one line.
 from __future__ import annotations
 
 import re
-import tomllib
 from functools import cache
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from config.documents import read_toml
 from config.feature_definitions import FeatureSet
 
 REASONS_FILE = Path(__file__).with_name("reasons.toml")
@@ -128,12 +128,7 @@ def load_reasons(path: Path | str | None = None) -> ReasonCatalogue:
 
 @cache
 def _load(path: str) -> ReasonCatalogue:
-    where = Path(path).name
-    try:
-        document = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ReasonsError(f"{where}: cannot read ({exc})") from None
-    return parse_reasons(document, where=where)
+    return parse_reasons(read_toml(Path(path), ReasonsError), where=Path(path).name)
 
 
 def parse_reasons(document: dict[str, object], *, where: str = "reasons") -> ReasonCatalogue:

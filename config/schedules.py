@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import tomllib
 from functools import cache
 from pathlib import Path
 
 from apscheduler.triggers.cron import CronTrigger
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from config.documents import read_toml, validated
 
 SCHEDULES_FILE = Path(__file__).with_name("schedules.toml")
 
@@ -42,17 +43,8 @@ class JobSchedule(BaseModel):
 @cache
 def load_schedules(path: Path = SCHEDULES_FILE) -> dict[str, JobSchedule]:
     """Every job's schedule by name, defaults applied."""
-    try:
-        document = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError) as exc:
-        raise ScheduleError(f"cannot read {path}: {exc}") from None
+    document = read_toml(path, ScheduleError)
     defaults = document.get("defaults", {})
-    schedules = {}
-    for name, entry in document.get("jobs", {}).items():
-        try:
-            schedules[name] = JobSchedule(name=name, **{**defaults, **entry})
-        except ValidationError as exc:
-            error = exc.errors()[0]
-            key = ".".join(str(part) for part in error["loc"])
-            raise ScheduleError(f"{path.name}: job {name}: {key}: {error['msg']}") from None
-    return schedules
+    return {name: validated(JobSchedule, {"name": name, **defaults, **entry},
+                            where=f"{path.name}: job {name}", error=ScheduleError)
+            for name, entry in document.get("jobs", {}).items()}

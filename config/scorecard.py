@@ -8,12 +8,13 @@ time with one line naming what is wrong.
 from __future__ import annotations
 
 import math
-import tomllib
 from functools import lru_cache
 from itertools import pairwise
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from config.documents import read_toml, validated
 
 SCORECARD_FILE = Path(__file__).with_name("scorecard.toml")
 
@@ -133,15 +134,4 @@ def _default_scorecard() -> Scorecard:
 
 
 def _load(path: Path) -> Scorecard:
-    try:
-        raw = tomllib.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise ScorecardError(f"scorecard file not found: {path}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ScorecardError(f"{path} is not valid TOML ({exc})") from None
-    try:
-        return Scorecard.model_validate(raw)
-    except ValidationError as exc:
-        error = exc.errors()[0]
-        where = ".".join(str(part) for part in error["loc"]) or "scorecard"
-        raise ScorecardError(f"{path.name}: {where}: {error['msg']}") from None
+    return validated(Scorecard, read_toml(path, ScorecardError), where=path.name, error=ScorecardError)
