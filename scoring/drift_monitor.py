@@ -44,7 +44,10 @@ def monitor_drift(settings: Settings, *, as_of: date) -> drift.DriftReport:
 
 
 def _build_profile(settings: Settings, champion: LoadedModel) -> drift.Profile:
-    frames = [load_snapshot(settings, day) for day in champion.meta.train_as_of]
+    frames = []
+    for day in champion.meta.train_as_of:
+        build_snapshot(settings, as_of=day)  # point in time: rebuilding gives what training saw
+        frames.append(load_snapshot(settings, day))
     training = pl.concat(frames, how="vertical_relaxed") if frames else pl.DataFrame()
     if training.is_empty():
         raise DriftMonitorError(f"the training snapshots of {champion.version} are gone")

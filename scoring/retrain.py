@@ -35,14 +35,19 @@ def retrain_and_propose(settings: Settings, *, as_of: date | None = None) -> Ret
     auc = outcome.oot.get("auc")
     if outcome.role == "champion":
         return RetrainOutcome(outcome.version, True, "first model: champion", auc)
+    return propose(settings, outcome.version, oot_auc=auc)
+
+
+def propose(settings: Settings, version: str, *, oot_auc: float | None = None) -> RetrainOutcome:
+    """Promote challenger ``version`` automatically, unless drift or a registry gate says no."""
     report = drift.latest_report(settings)
     if report is not None and report.alarm:
         reason = f"not promoted: drift alarm as of {report.as_of}"
-        logger.warning("%s stays a challenger: %s", outcome.version, reason)
-        return RetrainOutcome(outcome.version, False, reason, auc)
+        logger.warning("%s stays a challenger: %s", version, reason)
+        return RetrainOutcome(version, False, reason, oot_auc)
     try:
-        result = promote(settings, outcome.version, note="automatic promotion after retraining")
+        result = promote(settings, version, note="automatic promotion after retraining")
     except RegistryError as exc:
-        logger.warning("%s stays a challenger: %s", outcome.version, exc)
-        return RetrainOutcome(outcome.version, False, str(exc), auc)
-    return RetrainOutcome(result.version, True, f"promoted over {result.previous}", auc)
+        logger.warning("%s stays a challenger: %s", version, exc)
+        return RetrainOutcome(version, False, str(exc), oot_auc)
+    return RetrainOutcome(result.version, True, f"promoted over {result.previous}", oot_auc)
