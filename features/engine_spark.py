@@ -12,6 +12,7 @@ imported only when this module is.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from datetime import date, datetime
 from pathlib import Path
@@ -45,6 +46,8 @@ BASE_COLUMNS = ("user_id", "kind", "event_id", "event_time")
 
 def spark_session(master: str = "local[2]", *, shuffle_partitions: int = 8) -> SparkSession:
     """A Spark session in UTC (day and month boundaries are UTC, as in Polars)."""
+    # py4j logs at INFO from finalizers, even after logging's streams are closed at exit.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
     return (
         SparkSession.builder.master(master)
         .appName("altcredit-features")
