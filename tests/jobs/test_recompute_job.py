@@ -107,3 +107,21 @@ def test_a_killed_recompute_leaves_the_last_complete_set_and_reruns_cleanly(
     assert {str(day)[:10]: count for day, count in per_date.items()} == {
         AS_OF.isoformat(): len(users), LATER.isoformat(): len(users)}
     assert all(current_score(db, user).as_of == LATER for user in users[:50])
+
+
+def test_scores_recompute_runs_under_the_ledger_lock(scored_platform: Settings, db: Engine) -> None:
+    ledger = Ledger(db)
+    holder = ledger.start("recompute_scores", as_of=LATER, trigger="schedule", fire_key="held")
+    refused = subprocess.run([sys.executable, "-m", "web.cli", "scores", "recompute", "--as-of",
+                              LATER.isoformat()], env=_environment(scored_platform),
+                             capture_output=True, text=True)
+    assert refused.returncode == 1
+    assert "already running" in refused.stderr and len(refused.stderr.strip().splitlines()) == 1
+    assert score_at(db, list_scores(db, as_of=AS_OF, limit=1)[0].user_id, LATER) is None
+    ledger.finish(holder.id)
+    done = subprocess.run([sys.executable, "-m", "web.cli", "scores", "recompute", "--as-of",
+                           LATER.isoformat()], env=_environment(scored_platform),
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    last = ledger.last_run("recompute_scores")
+    assert last.status == SUCCEEDED and last.trigger == "manual" and last.as_of == LATER

@@ -37,8 +37,13 @@ def _engine(ctx: click.Context) -> Engine:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON document.")
 @click.pass_context
 def recompute_command(ctx: click.Context, as_of: date, as_json: bool) -> None:
-    """Features, scores and explanations for every user, published atomically."""
-    from scoring.recompute import RecomputeError, recompute
+    """Features, scores and explanations for every user, published atomically.
+
+    Runs as the `recompute_scores` job, under the job-run ledger's lock: a recompute
+    started here and one started by the worker for the same date never overlap.
+    """
+    from jobs.ledger import RunRefused
+    from jobs.runner import JobFailed, run_job
 
     settings = settings_from(ctx)
     tasks: dict[str, TaskID] = {}
@@ -52,15 +57,18 @@ def recompute_command(ctx: click.Context, as_of: date, as_json: bool) -> None:
             progress.update(tasks[stage], completed=done, total=total)
 
         try:
-            summary = recompute(settings, as_of=as_of, progress=report)
-        except RecomputeError as exc:
+            run = run_job(settings, "recompute_scores", as_of=as_of, progress=report)
+        except RunRefused as exc:
             raise CliError(str(exc)) from None
+        except JobFailed as exc:
+            raise CliError(str(exc.__cause__ or exc)) from None
+    summary = run.details
     if as_json:
-        echo_json(summary.__dict__)
+        echo_json(summary)
         return
-    click.echo(f"published {summary.as_of}: {summary.n_scored} scored, {summary.n_unscored} "
-               f"without a score (model {summary.model_version}, snapshot {summary.snapshot_id}, "
-               f"{summary.seconds:.1f} s)")
+    click.echo(f"published {summary['as_of']}: {summary['n_scored']} scored, {summary['n_unscored']} "
+               f"without a score (model {summary['model_version']}, snapshot {summary['snapshot_id']}, "
+               f"{summary['seconds']:.1f} s)")
 
 
 @scores.command("list")
