@@ -14,7 +14,8 @@ from jobs.runner import JobFailed
 from web.cli import CliError, settings_from
 from web.demo import DemoPeople, ensure_demo_people
 
-MIN_MONTHS = 18  # twelve months of outcomes after training dates, and history before them
+MIN_MONTHS = 21  # twelve months of outcomes, six months of training dates, three of history before them
+DEMO_TRAINING = {"model_search_budget": 3, "model_search_rows": 20_000}
 
 
 @click.command()
@@ -27,7 +28,10 @@ MIN_MONTHS = 18  # twelve months of outcomes after training dates, and history b
 @click.pass_context
 def demo(ctx: click.Context, users: int, months: int, seed: int, no_serve: bool) -> None:
     """Simulate, ingest, build features, train, score; create a demo partner and consumer; serve."""
-    settings = settings_from(ctx)
+    # The demo trains with a lighter hyper-parameter search than production (fewer candidates,
+    # searched on a sample) so that it is ready in minutes; `altcredit model train` uses the
+    # configured search.
+    settings = settings_from(ctx).model_copy(update=DEMO_TRAINING)
     population = Population(users=users, months=months, seed=seed, end=datetime.now(UTC).date())
     console = Console(stderr=True)
     columns = (TextColumn("{task.description:<10}"), BarColumn(),
