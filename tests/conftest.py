@@ -88,6 +88,15 @@ def db(db_settings: Settings) -> Iterator[Engine]:
 
 
 @pytest.fixture
+def sqlite_db(settings: Settings) -> Iterator[Engine]:
+    """A migrated SQLite engine only, for tests whose subject is not the database."""
+    engine = get_engine(settings)
+    upgrade(engine)
+    yield engine
+    dispose_engines()
+
+
+@pytest.fixture
 def app(db_settings: Settings, db: Engine) -> Iterator[Flask]:
     """The real app on a migrated database (SQLite, then PostgreSQL in CI)."""
     application = create_app(db_settings)

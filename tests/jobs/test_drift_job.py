@@ -3,13 +3,12 @@ shifted one, which fails readiness and stops automatic promotion."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import Engine
 
-from config.database import dispose_engines, get_engine, upgrade
 from config.settings import Settings
 from features.ingest import ingest_records
 from features.store import build_snapshot, load_snapshot
@@ -24,14 +23,11 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def platform(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
+def platform(settings: Settings, sqlite_db: Engine, tmp_path: Path) -> Settings:
     """300 simulated people and a champion whose training population is the snapshot as of AS_OF."""
-    engine = get_engine(settings)
-    upgrade(engine)
     populate(settings, tmp_path / "sim", users=300)
     register_champion(settings)
-    yield settings
-    dispose_engines()
+    return settings
 
 
 def _gambling_spree(settings: Settings) -> None:

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -16,7 +15,6 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy import Engine
 
-from config.database import dispose_engines, get_engine, upgrade
 from config.settings import Settings
 from jobs.ledger import FAILED, RUNNING, SUCCEEDED, JobRun, Ledger
 from jobs.runner import run_job
@@ -27,12 +25,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture
-def db(settings: Settings) -> Iterator[Engine]:
+def db(sqlite_db: Engine) -> Engine:
     """SQLite only: the publish tests prove atomicity on PostgreSQL; this one proves the process story."""
-    engine = get_engine(settings)
-    upgrade(engine)
-    yield engine
-    dispose_engines()
+    return sqlite_db
 
 
 @pytest.fixture
