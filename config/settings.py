@@ -126,6 +126,12 @@ class Settings(BaseSettings):
     drift_psi_warn: float = Field(gt=0, description="PSI above which a feature or the score drifts (warn).")
     drift_psi_alarm: float = Field(gt=0, description="PSI above which drift is an alarm: not ready, "
                                    "no automatic promotion.")
+    disputes_deadline_days: int = Field(
+        ge=1, le=3650, description="Days an open dispute may wait for an operator's decision "
+        "before the daily job flags it overdue.")
+    disputes_text_max_chars: int = Field(
+        ge=10, le=100_000, description="Most characters of a dispute's reason or of a "
+        "resolution note.")
 
     @model_validator(mode="after")
     def _drift_thresholds_ordered(self) -> Settings:
