@@ -75,7 +75,7 @@ def recompute(settings: Settings, *, as_of: date, progress: Progress | None = No
         raise RecomputeError(str(exc)) from None
     snapshot_id = Path(manifest.path).name
     advisor = TipAdvisor(explainer, tip_reference(settings, champion, explainer, fallback=frame))
-    records = _records(frame, explainer, advisor, progress)
+    records = score_records(frame, explainer, advisor, progress)
     summary = publish_scores(engine, as_of=as_of, model_version=champion.version,
                              snapshot_id=snapshot_id, records=records)
     result = RecomputeSummary(
@@ -118,8 +118,13 @@ def tip_reference(settings: Settings, model: LoadedModel, explainer: Explainer, 
     return reference
 
 
-def _records(frame: pl.DataFrame, explainer: Explainer, advisor: TipAdvisor,
-             progress: Progress | None) -> Iterator[ScoreRecord]:
+def score_records(frame: pl.DataFrame, explainer: Explainer, advisor: TipAdvisor,
+                  progress: Progress | None = None) -> Iterator[ScoreRecord]:
+    """Every user of ``frame`` as a row to publish: scored and explained with tips, or turned away.
+
+    Users the minimum-data rule turns away come first (no score, the rule's reason); the
+    others follow in chunks of ``CHUNK_USERS``. Also used for a one-user recompute.
+    """
     rule = load_scorecard().min_data
     dimensions = {name: explainer.feature_set.get(name).dimension
                   for name in explainer.model.feature_names}
