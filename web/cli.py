@@ -37,7 +37,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "inquiries": ("web.commands.partners", "inquiries", "Who looked at a user's score."),
     "lookup": ("web.commands.partners", "lookup", "A signed partner score lookup."),
     "users": ("web.commands.consumers", "users", "Consumer accounts."),
-    "disputes": ("web.commands.consumers", "disputes", "Review consumer disputes."),
+    "disputes": ("web.commands.disputes", "disputes", "Review consumer disputes."),
 }
 
 
