@@ -54,12 +54,25 @@ def drift_monitor(context: JobContext) -> JobResult:
     return JobResult(rows={"features": len(report.features)}, details=details(report))
 
 
+def dispute_deadlines(context: JobContext) -> JobResult:
+    """Flag open disputes past their deadline, on the real clock (a deadline is a moment)."""
+    from datetime import UTC, datetime
+
+    from scoring.disputes import flag_overdue, list_disputes
+
+    now = datetime.now(UTC)
+    overdue = flag_overdue(context.settings, now=now)
+    ids = [dispute.id for dispute in list_disputes(context.settings, overdue=True, now=now)]
+    return JobResult(rows={"overdue": overdue}, details={"now": now.isoformat(), "overdue_ids": ids})
+
+
 TASKS: dict[str, Task] = {
     "compact_lake": compact_lake,
     "build_features": build_features,
     "recompute_scores": recompute_scores,
     "retrain": retrain,
     "drift_monitor": drift_monitor,
+    "dispute_deadlines": dispute_deadlines,
 }
 
 
