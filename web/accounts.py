@@ -147,7 +147,7 @@ def signin() -> Response | tuple[str, int]:
                              request.form.get("password", ""))
     if user_id is None:
         return render_template("signin.html", next=target,
-                               error="The email or the password is not right."), 401
+                               error="signin.error"), 401
     session.clear()  # a fresh session (and CSRF token) on sign-in: no fixation
     session[SESSION_USER] = user_id
     return redirect(target)

@@ -18,7 +18,19 @@ from flask import Response, g, request
 import config
 from config.database import get_engine
 from config.settings import Settings, load_settings
-from web import accounts, api_docs, authorize, metrics, ops, partner_api, partner_auth, problems, rate_limits
+from web import (
+    accounts,
+    api_docs,
+    authorize,
+    consumer,
+    i18n,
+    metrics,
+    ops,
+    partner_api,
+    partner_auth,
+    problems,
+    rate_limits,
+)
 from web.logs import configure_logging
 from web.state import AppState
 
@@ -59,6 +71,8 @@ def create_app(settings: Settings | None = None) -> APIFlask:
     rate_limits.init_app(app)
     partner_auth.init_app(app)
     accounts.init_app(app)
+    i18n.init_app(app)
+    consumer.init_app(app)
     app.register_blueprint(partner_api.bp)
     app.register_blueprint(authorize.bp)
     api_docs.init_app(app)

@@ -36,7 +36,7 @@ class AuthorizationRequest:
 
 
 class BadAuthorization(ValueError):
-    """The authorisation request cannot be shown; ``str()`` says why, for the user."""
+    """The authorisation request cannot be shown; ``str()`` is the catalogue key of why, for the user."""
 
 
 def parse_request(values: dict[str, str]) -> AuthorizationRequest:
@@ -44,19 +44,19 @@ def parse_request(values: dict[str, str]) -> AuthorizationRequest:
     name = values.get("partner", "")
     partner = find_partner(current_state().engine, name) if is_partner_name(name) else None
     if partner is None or partner.disabled:
-        raise BadAuthorization("The partner asking for access is not registered here.")
+        raise BadAuthorization("authorize.error.partner")
     purposes = load_purposes()
     purpose, scope = values.get("purpose", ""), values.get("scope", "")
     if purpose not in purposes.codes:
-        raise BadAuthorization("The request names a purpose this site does not know.")
+        raise BadAuthorization("authorize.error.purpose")
     if scope not in SCOPE_CODES:
-        raise BadAuthorization("The request names a scope this site does not know.")
+        raise BadAuthorization("authorize.error.scope")
     redirect_uri = values.get("redirect_uri", "")
     if not partner.redirect_uri or redirect_uri != partner.redirect_uri:
-        raise BadAuthorization("The request's return address is not the one this partner registered.")
+        raise BadAuthorization("authorize.error.redirect_uri")
     state = values.get("state", "")
     if len(state) > _MAX_STATE:
-        raise BadAuthorization("The request's state parameter is too long.")
+        raise BadAuthorization("authorize.error.state")
     return AuthorizationRequest(partner, purpose, scope, redirect_uri, state)
 
 
