@@ -36,13 +36,14 @@ from scoring.score_tables import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["PublishedScore", "ScoreRecord", "ScoreSetSummary", "current_score",
-           "latest_published_as_of", "list_score_sets", "list_scores", "publish_scores",
-           "score_at", "score_history"]
+__all__ = ["PublishedScore", "ScoreRecord", "ScoreSetSummary", "current_score", "current_scores",
+           "latest_published_as_of", "latest_score_set", "list_score_sets", "list_scores",
+           "publish_scores", "score_at", "score_history"]
 
 SCORED = "scored"
 INSUFFICIENT_DATA = "insufficient_data"
 CHUNK_ROWS = 5_000
+READ_CHUNK = 500  # users per query of a bulk read (well under any bound-parameter limit)
 
 
 @dataclass(frozen=True)
@@ -224,9 +225,39 @@ def _drop_set(engine: Engine, set_id: int) -> None:
 
 def current_score(engine: Engine, user_id: str) -> PublishedScore | None:
     """The user's score of the latest published as-of date they have, or None."""
-    rows = _select(engine, _query().where(ScoreHistory.__table__.c.user_id == user_id)
-                   .order_by(ScoreHistory.__table__.c.as_of.desc()).limit(1))
-    return rows[0] if rows else None
+    with engine.connect() as connection:
+        row = connection.execute(_CURRENT, {"user_id": user_id}).first()
+    return _published(row._mapping) if row is not None else None
+
+
+def current_scores(engine: Engine, user_ids: Iterable[str]) -> dict[str, PublishedScore]:
+    """Each user's current score (as :func:`current_score`), in a few queries; users without one are left out.
+
+    One query per ``READ_CHUNK`` users instead of one per user, for batch lookups.
+    """
+    wanted = sorted(set(user_ids))
+    scores: dict[str, PublishedScore] = {}
+    with engine.connect() as connection:
+        for start in range(0, len(wanted), READ_CHUNK):
+            chunk = wanted[start:start + READ_CHUNK]
+            for row in connection.execute(_CURRENT_MANY, {"user_ids": chunk}):
+                scores[row.user_id] = _published(row._mapping)
+    return scores
+
+
+def latest_score_set(user_id: sa.ColumnElement[Any]) -> sa.ScalarSelect[Any]:
+    """The id of the published set holding ``user_id``'s current score: a correlated scalar subquery.
+
+    For queries elsewhere that read a user's current score row together with
+    other tables (the partner API's lookup): join ``score_history`` on this
+    set id and the user id. Its own aliases keep it from correlating with the
+    tables of the enclosing query.
+    """
+    history, sets = ScoreHistory.__table__.alias("current_history"), ScoreSet.__table__.alias("current_set")
+    return (sa.select(history.c.set_id).join(sets, sets.c.id == history.c.set_id)
+            .where(history.c.user_id == user_id, sets.c.status == PUBLISHED)
+            .order_by(history.c.as_of.desc()).limit(1)
+            .correlate_except(history, sets).scalar_subquery())
 
 
 def score_at(engine: Engine, user_id: str, as_of: date) -> PublishedScore | None:
@@ -276,6 +307,24 @@ def _query() -> sa.Select[Any]:
     sets, history = ScoreSet.__table__, ScoreHistory.__table__
     return (sa.select(history, sets.c.model_version, sets.c.snapshot_id)
             .join(sets, sets.c.id == history.c.set_id).where(sets.c.status == PUBLISHED))
+
+
+def _current_many() -> sa.Select[Any]:
+    """Published rows of the latest as-of date of each user in the expanding ``user_ids``."""
+    sets, history = ScoreSet.__table__, ScoreHistory.__table__
+    latest = (sa.select(history.c.user_id, sa.func.max(history.c.as_of).label("as_of"))
+              .join(sets, sets.c.id == history.c.set_id)
+              .where(sets.c.status == PUBLISHED,
+                     history.c.user_id.in_(sa.bindparam("user_ids", expanding=True)))
+              .group_by(history.c.user_id).subquery("latest"))
+    return _query().join(latest, sa.and_(latest.c.user_id == history.c.user_id,
+                                         latest.c.as_of == history.c.as_of))
+
+
+# Built once: the single and bulk reads run on every partner lookup.
+_CURRENT = (_query().where(ScoreHistory.__table__.c.user_id == sa.bindparam("user_id"))
+            .order_by(ScoreHistory.__table__.c.as_of.desc()).limit(1))
+_CURRENT_MANY = _current_many()
 
 
 def _select(engine: Engine, query: sa.Select[Any]) -> list[PublishedScore]:
