@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from argon2 import PasswordHasher
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import Engine
@@ -18,6 +19,7 @@ from sqlalchemy import Engine
 from config.settings import Settings
 from scoring.publish import ScoreRecord, publish_scores
 from tests.conftest import LiveServer
+from web import accounts
 from web.consent import grant_consent
 from web.partners import PartnerInfo, create_partner
 from web.signing import sign_request
@@ -141,3 +143,11 @@ def scored(acme: SignedPartner, grant: Callable[..., str], publish: Callable[...
 def settings_of(live_server: LiveServer) -> Settings:
     settings: Settings = live_server.app.extensions["altcredit"].settings
     return settings
+
+
+@pytest.fixture
+def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Argon2id with its cost turned down, so that sign-in tests stay fast; the scheme is unchanged."""
+    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+    monkeypatch.setattr(accounts, "_hasher", cheap)
+    monkeypatch.setattr(accounts, "_DUMMY_HASH", cheap.hash("dummy"))

@@ -15,7 +15,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-from argon2 import PasswordHasher
 from sqlalchemy import Engine
 
 from config.scorecard import load_scorecard
@@ -23,7 +22,6 @@ from config.settings import Settings, load_settings
 from scoring.publish import ScoreRecord, publish_scores
 from tests.conftest import LiveServer
 from tests.web.conftest import SignedPartner
-from web import accounts
 from web.accounts import create_account
 from web.consent import list_consents
 from web.i18n import LANGUAGES, MESSAGES_DIR, load_catalogues, translate
@@ -34,12 +32,7 @@ EARLIER, LATEST = date(2025, 12, 1), date(2026, 1, 1)
 TEMPLATES = Path(__file__).parents[2] / "web" / "templates"
 
 
-@pytest.fixture(autouse=True)
-def cheap_hashing(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Argon2id with its cost turned down, so that the suite stays fast; the scheme is unchanged."""
-    cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
-    monkeypatch.setattr(accounts, "_hasher", cheap)
-    monkeypatch.setattr(accounts, "_DUMMY_HASH", cheap.hash("dummy"))
+pytestmark = pytest.mark.usefixtures("cheap_hashing")
 
 
 @pytest.fixture
