@@ -4,6 +4,7 @@ before the filing never change; refusals change nothing; deadlines are flagged."
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -171,7 +172,7 @@ def test_upholding_keeps_the_event_out_for_good(scored: Scored) -> None:
     assert score_at(scored.engine, scored.user, AS_OF) == published
     event = find_event(scored.settings, "lender-x", LATE)
     assert event is not None and event.excluded
-    with pytest.raises(DisputeError, match=f"already upheld"):
+    with pytest.raises(DisputeError, match="already upheld"):
         resolve_dispute(scored.settings, view.id, uphold=False, note="changed my mind")
     with pytest.raises(DisputeError, match=f"already excluded by upheld dispute #{view.id}"):
         file_dispute(scored.settings, user_id=scored.user, source="lender-x", event_id=LATE,
@@ -180,8 +181,6 @@ def test_upholding_keeps_the_event_out_for_good(scored: Scored) -> None:
 
 
 def _loaded(value: Any) -> dict[str, float]:
-    import json
-
     return json.loads(value) if isinstance(value, str) else value
 
 
