@@ -169,6 +169,7 @@ def test_why_shows_dimensions_factors_and_the_reasons_a_partner_sees(ann: httpx.
     for name in ("Credit history", "Behaviour", "Capacity", "Identity", "Connections"):
         assert name in page
     assert "-7.5" in page and "+6.5" in page  # dimension points, in the table and on the bars
+    assert len(re.findall(r'<rect[^>]*class="(?:gain|loss)"', page, flags=re.S)) == 5  # one bar each
     cost = page[page.index('id="cost-list"'):page.index('id="earned"')]
     assert "Share of loan repayments made on time in the last 365 days" in cost and "-21.5 points" in cost
     earned = page[page.index('id="earned-list"'):]
