@@ -19,8 +19,12 @@ from sqlalchemy import Engine
 
 from config.scorecard import load_scorecard
 from config.settings import Settings, load_settings
+from features.ingest import ingest_records
+from features.user_events import user_events
+from scoring.disputes import list_disputes
 from scoring.publish import ScoreRecord, publish_scores
 from tests.conftest import LiveServer
+from tests.features.event_samples import record as sample
 from tests.web.conftest import SignedPartner
 from web.accounts import create_account
 from web.consent import list_consents
@@ -321,3 +325,68 @@ def test_templates_hold_no_literal_text(name: str) -> None:
     stripped = re.sub(r"<[^>]*>", " ", stripped, flags=re.S)
     letters = [word for word in stripped.split() if any(char.isalpha() for char in word)]
     assert letters == [], f"{name}: literal text {letters[:5]}"
+
+
+# -- my data and disputes -----------------------------------------------------------
+
+
+@pytest.fixture
+def events(people: dict[str, str], settings_of: Settings) -> None:
+    """Two bills of ann's and one of bob's, in the lake."""
+    ingest_records(settings_of, [
+        sample("bill", event_id="b-1", user_id="u1", event_time="2025-10-03T08:00:00+00:00",
+               amount="88.20", account_id="elec-ann"),
+        sample("bill", event_id="b-2", user_id="u1", event_time="2025-11-03T08:00:00+00:00",
+               amount="91.70", account_id="elec-ann"),
+        sample("bill", event_id="b-3", user_id="u2", event_time="2025-11-04T08:00:00+00:00",
+               amount="4321.00", account_id="elec-bob"),
+    ])
+
+
+def test_my_data_lists_the_users_events_by_family_and_nobody_elses(
+        ann: httpx.Client, events: None) -> None:
+    page = ann.get("/me/data", params={"family": "bills"}).text
+    table = page[page.index('id="event-table"'):]
+    assert "elec-ann" in table and "88.20" in table and "91.70" in table
+    assert "elec-bob" not in page and "4321.00" not in page
+    assert table.index("2025-11-03") < table.index("2025-10-03")  # newest first
+    assert "Dispute this" in table and 'name="reason"' in table
+    assert "2 events · page 1 of 1" in page
+    assert ann.get("/me/data", params={"family": "nothing"}).status_code == 404
+    assert ann.get("/me/data", params={"family": "bills", "page": 2}).status_code == 404
+
+
+def test_filing_a_dispute_excludes_the_event(ann: httpx.Client, events: None, settings_of: Settings) -> None:
+    page = ann.get("/me/data", params={"family": "bills"}).text
+    answer = ann.post("/me/disputes", data={"csrf_token": csrf(page), "source": "grid", "event_id": "b-2",
+                                            "reason": "I never had this bill", "family": "bills",
+                                            "page": "1"})
+    assert answer.status_code == 303 and answer.headers["Location"] == "/me/data?family=bills&page=1"
+    after = ann.get(answer.headers["Location"]).text
+    assert "Your dispute was filed." in after
+    row = after[after.index('data-event-id="b-2"'):]
+    assert row.index("Excluded from your score") < row.index("</tr>")
+    disputes = after[after.index('id="dispute-table"'):]
+    assert "I never had this bill" in disputes and "Open" in disputes
+    assert [item.event_id for item in list_disputes(settings_of, user_id="u1")] == ["b-2"]
+
+
+def test_another_users_event_cannot_be_disputed(ann: httpx.Client, events: None,
+                                                settings_of: Settings) -> None:
+    page = ann.get("/me/data", params={"family": "bills"}).text
+    answer = ann.post("/me/disputes", data={"csrf_token": csrf(page), "source": "grid", "event_id": "b-3",
+                                            "reason": "not mine", "family": "bills", "page": "1"})
+    assert answer.status_code == 303
+    after = ann.get(answer.headers["Location"]).text
+    assert "This dispute could not be filed" in after
+    assert list_disputes(settings_of) == []
+    bob_events = user_events(settings_of, "u2", family="bills").items
+    assert [(item.event_id, item.excluded) for item in bob_events] == [("b-3", False)]
+
+
+@pytest.mark.parametrize("data", [{}, {"csrf_token": "forged"}])
+def test_a_dispute_without_this_sessions_token_is_refused(
+        ann: httpx.Client, events: None, settings_of: Settings, data: dict[str, str]) -> None:
+    answer = ann.post("/me/disputes", data={**data, "source": "grid", "event_id": "b-1", "reason": "wrong"})
+    assert answer.status_code == 400
+    assert list_disputes(settings_of) == []
