@@ -28,10 +28,10 @@ import numpy.typing as npt
 
 from scoring.explain import Explainer
 from scoring.points import FloatMatrix, unclipped_scores
-from scoring.scale import band_index, final_score
+from scoring.scale import band_index, final_score, score_from_margin
 from scoring.tip_texts import tip_record
 
-CHUNK_CANDIDATES = 150_000
+CHUNK_CANDIDATES = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -98,8 +98,45 @@ def actionable_features(explainer: Explainer) -> tuple[str, ...]:
                  if is_used and explainer.feature_set.get(name).actionable)
 
 
+@dataclass(frozen=True)
+class TipChoice:
+    """The tips of a batch as arrays, ordered by user, then largest gain first (ties: feature order).
+
+    ``feature`` indexes the reference's features; ``points`` and ``score_to`` come
+    from re-scoring the changed vector with the whole model.
+    """
+
+    user: npt.NDArray[np.int64]
+    feature: npt.NDArray[np.int64]
+    current: npt.NDArray[np.float32]
+    proposed: npt.NDArray[np.float32]
+    points: npt.NDArray[np.float64]
+    score_to: npt.NDArray[np.int64]
+    band: npt.NDArray[np.int64]
+
+    def __len__(self) -> int:
+        return int(self.user.size)
+
+    @classmethod
+    def concat(cls, parts: list[TipChoice], offsets: list[int]) -> TipChoice:
+        """Chunks' choices as one, each chunk's users shifted by its offset."""
+        return cls(user=np.concatenate([p.user + o for p, o in zip(parts, offsets, strict=True)]),
+                   **{name: np.concatenate([getattr(p, name) for p in parts])
+                      for name in ("feature", "current", "proposed", "points", "score_to", "band")})
+
+
 class TipAdvisor:
-    """Tips for a batch of people, all candidates re-scored in a few large predictions."""
+    """Tips for a batch of people: every candidate screened by walking only the trees it can move.
+
+    A candidate changes one feature, so only the trees that split on it can
+    reach another leaf: walking those (scoring/trees.py) gives the change of
+    the margin without predicting 300 trees per candidate. The few candidates
+    chosen that way (at most ``max_tips`` per person) are then re-scored with
+    the whole model, and those re-scored points are what a tip shows and what
+    decides that it is shown (at least ``tip_min_points``) and its rank. The
+    screen and the re-score differ only by float32 rounding (1e-3 points), so
+    a choice can differ from re-scoring every candidate only between near-ties.
+    """
 
     def __init__(self, explainer: Explainer, reference: TipReference) -> None:
         if reference.model_version != explainer.model.version:
@@ -120,40 +157,55 @@ class TipAdvisor:
     def tips(self, values: FloatMatrix) -> list[list[dict[str, Any]]]:
         """Per row of ``values`` (model feature order), its tips, largest gain first."""
         values = self.explainer.model.matrix(values)
-        per_user = max(1, len(self.reference.features) * len(self.reference.quantiles))
-        step = max(1, CHUNK_CANDIDATES // per_user)
-        result: list[list[dict[str, Any]]] = []
-        for start in range(0, values.shape[0], step):
-            result.extend(self._chunk(values[start:start + step]))
-        return result
-
-    def _chunk(self, values: FloatMatrix) -> list[list[dict[str, Any]]]:
-        scale, bands = self.explainer.scorecard.scale, self.explainer.scorecard.bands
-        model, limits = self.explainer.model, self.explainer.catalogue.limits
-        current = unclipped_scores(model, values, scale)
-        target = np.minimum(band_index(final_score(current, scale), bands) + 1, len(bands) - 1)
-        users, feats, cands, distance = self._candidates(values, target)
+        choice = self.choose(values)
+        bands = self.explainer.scorecard.bands
         tips: list[list[dict[str, Any]]] = [[] for _ in range(values.shape[0])]
-        if users.size == 0:
-            return tips
-        rows = values[users].copy()
-        rows[np.arange(users.size), self.columns[feats]] = cands
-        rescored = unclipped_scores(model, rows, scale)
-        gain = np.minimum(rescored, scale.max_score) - current[users]
-        keep = (gain >= limits.tip_min_points) & (current[users] < scale.max_score)
-        chosen = _closest_per_feature(users[keep], feats[keep], distance[keep],
-                                      len(self.reference.features))
-        users, feats = users[keep][chosen], feats[keep][chosen]
-        cands, gain, rescored = cands[keep][chosen], gain[keep][chosen], rescored[keep][chosen]
-        for index in _largest_per_user(users, feats, gain, limits.max_tips):
-            user, feature = int(users[index]), int(feats[index])
-            tips[user].append(tip_record(
-                self.explainer, self.reference.features[feature],
-                current=float(values[user, self.columns[feature]]), proposed=float(cands[index]),
-                points=float(gain[index]), score_to=int(final_score(rescored[index], scale)),
-                band=bands[int(target[user])],
+        for index in range(len(choice)):
+            tips[int(choice.user[index])].append(tip_record(
+                self.explainer, self.reference.features[int(choice.feature[index])],
+                current=float(choice.current[index]), proposed=float(choice.proposed[index]),
+                points=float(choice.points[index]), score_to=int(choice.score_to[index]),
+                band=bands[int(choice.band[index])],
             ))
         return tips
+
+    def choose(self, values: FloatMatrix) -> TipChoice:
+        """The tips of every row of ``values`` (model feature order), as arrays."""
+        values = self.explainer.model.matrix(values)
+        per_user = max(1, len(self.reference.features) * len(self.reference.quantiles))
+        step = max(1, CHUNK_CANDIDATES // per_user)
+        starts = list(range(0, values.shape[0], step)) or [0]
+        return TipChoice.concat([self._chunk(values[start:start + step]) for start in starts], starts)
+
+    def _chunk(self, values: FloatMatrix) -> TipChoice:
+        model, scorecard = self.explainer.model, self.explainer.scorecard
+        scale, limits = scorecard.scale, self.explainer.catalogue.limits
+        margin = model.margin(values).astype(np.float64)
+        current = np.asarray(score_from_margin(margin, model.a, model.b, scale), dtype=np.float64)
+        target = np.minimum(band_index(final_score(current, scale), scorecard.bands) + 1,
+                            len(scorecard.bands) - 1)
+        users, feats, cands, distance = self._candidates(values, target)
+        moved = model.trees.change_deltas(values, users, self.columns[feats], cands)
+        estimate = np.asarray(score_from_margin(margin[users] + moved, model.a, model.b, scale))
+        gain = np.minimum(estimate, scale.max_score) - current[users]
+        keep = np.flatnonzero((gain >= limits.tip_min_points) & (current[users] < scale.max_score))
+        keep = keep[_closest_per_feature(users[keep], feats[keep], distance[keep],
+                                         len(self.reference.features))]
+        keep = keep[_largest_per_user(users[keep], feats[keep], gain[keep], limits.max_tips)]
+        users, feats, cands = users[keep], feats[keep], cands[keep]
+        rows = values[users].copy()
+        rows[np.arange(users.size), self.columns[feats]] = cands
+        rescored = unclipped_scores(model, rows, scale) if users.size else np.empty(0)
+        gain = np.minimum(rescored, scale.max_score) - current[users]
+        shown = np.flatnonzero(gain >= limits.tip_min_points)
+        order = shown[np.lexsort((feats[shown], -gain[shown], users[shown]))]
+        users, feats = users[order], feats[order]
+        return TipChoice(
+            user=users, feature=feats, current=values[users, self.columns[feats]],
+            proposed=cands[order], points=gain[order],
+            score_to=np.asarray(final_score(rescored[order], scale), dtype=np.int64).reshape(-1),
+            band=target[users],
+        )
 
     def _candidates(self, values: FloatMatrix, target: npt.NDArray[np.int64]
                     ) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.int64],
