@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import weakref
 from dataclasses import asdict, dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -48,6 +49,7 @@ from scoring.rescore import Rescore, RescoreError, rescore_user
 log = logging.getLogger(__name__)
 
 TABLE = Dispute.__table__
+_MIGRATED: weakref.WeakSet[Engine] = weakref.WeakSet()
 
 
 class DisputeError(ValueError):
@@ -183,8 +185,11 @@ def flag_overdue(settings: Settings, *, now: datetime) -> int:
 
 
 def _engine(settings: Settings) -> Engine:
+    """The settings' engine, migrated once per engine in this process (pages call this often)."""
     engine = get_engine(settings)
-    upgrade(engine)
+    if engine not in _MIGRATED:
+        upgrade(engine)
+        _MIGRATED.add(engine)
     return engine
 
 
