@@ -110,22 +110,18 @@ def find_event(settings: Settings, source: str, event_id: str, *,
     ``event_id`` may be the event's own id or the id of one of its corrections. An
     event its furnisher voided is unknown.
     """
-    stored = _keyed(lake.scan_stored(settings))
-    named = stored.filter((pl.col("source") == source)
-                          & ((pl.col("event_id") == event_id) | (pl.col(TARGET) == event_id)))
-    keys = named.select("source", TARGET).unique()
-    rows = stored.join(keys, on=["source", TARGET], how="semi").collect()
-    found = _events(rows, as_known_at=as_known_at)
+    stored = lake.scan_stored(settings)
+    named = stored.filter((pl.col("source") == source) & (
+        (pl.col("event_id") == event_id) | (pl.col("corrects") == event_id)))
+    found = _events(_rows_of(stored, named), as_known_at=as_known_at)
     return found[0] if found else None
 
 
 def stored_rows(settings: Settings, *, user_ids: Collection[str],
                 watermark: datetime | None = None) -> pl.DataFrame:
     """Every stored row of every event that has a row about one of ``user_ids``."""
-    stored = _keyed(lake.scan_stored(settings, watermark=watermark))
-    keys = (stored.filter(pl.col("user_id").is_in(list(user_ids)))
-            .select("source", TARGET).unique())
-    return stored.join(keys, on=["source", TARGET], how="semi").collect()
+    stored = lake.scan_stored(settings, watermark=watermark)
+    return _rows_of(stored, stored.filter(pl.col("user_id").is_in(list(user_ids))))
 
 
 def events_of(settings: Settings, user_ids: Collection[str], *, as_known_at: datetime | None,
@@ -155,6 +151,31 @@ def correction_record(event: UserEvent, *, event_id: str, void: bool) -> dict[st
 
 def _keyed(frame: pl.LazyFrame) -> pl.LazyFrame:
     return frame.with_columns(pl.coalesce("corrects", "event_id").alias(TARGET))
+
+
+def _rows_of(stored: pl.LazyFrame, named: pl.LazyFrame) -> pl.DataFrame:
+    """Every stored row of the events that the rows ``named`` belong to.
+
+    Filtered scans instead of a join, so the Parquet reader decodes little: the
+    named rows, the corrections of their events (``corrects`` is mostly null, so
+    cheap to test), and, only when a named row is itself a correction, the
+    original rows it corrects (a few stray rows of other sources are dropped).
+    """
+    found = named.collect()
+    keys = _keyed(found.lazy()).select("source", TARGET).unique().collect()
+    if keys.is_empty():
+        return found.select(LAKE_SCHEMA.names)
+    ids, sources = keys[TARGET].implode(), keys["source"].unique().implode()
+    corrections = stored.filter(pl.col("corrects").is_in(ids) & pl.col("source").is_in(sources))
+    parts = [found.lazy(), corrections]
+    originals = found.get_column("corrects").drop_nulls().unique()
+    if originals.len():
+        parts.append(stored.filter(pl.col("event_id").is_in(originals.implode())
+                                   & pl.col("source").is_in(sources)))
+    rows = pl.concat([part.select(LAKE_SCHEMA.names) for part in parts]).unique(
+        subset=["source", "event_id"], keep="first")
+    return _keyed(rows).join(keys.lazy(), on=["source", TARGET], how="semi") \
+        .select(LAKE_SCHEMA.names).collect()
 
 
 def _events(rows: pl.DataFrame, *, as_known_at: datetime | None) -> list[UserEvent]:
