@@ -10,7 +10,8 @@ authorises, calls and renders.
 
 from __future__ import annotations
 
-from flask import Blueprint, Flask, abort, flash, redirect, render_template, request, url_for
+from apiflask import APIBlueprint
+from flask import Flask, abort, flash, redirect, render_template, request, url_for
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
@@ -21,7 +22,8 @@ from web.accounts import require_csrf, signed_in_user
 from web.consent import revoke_consent_by_id
 from web.state import current_state
 
-bp = Blueprint("consumer", __name__)
+# HTML pages, not part of the partner API's OpenAPI document.
+bp = APIBlueprint("consumer", __name__, enable_openapi=False)
 
 # The pages in the navigation, in order: (endpoint, catalogue key of its name).
 NAV = (("consumer.score", "nav.score"), ("consumer.why", "nav.why"), ("consumer.history", "nav.history"),
