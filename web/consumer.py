@@ -31,6 +31,10 @@ NAV = (("consumer.score", "nav.score"), ("consumer.why", "nav.why"), ("consumer.
        ("consumer.consents", "nav.consents"), ("consumer.data", "nav.data"))
 
 
+CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; form-action 'self'; "
+                           "frame-ancestors 'none'; base-uri 'none'")
+
+
 def init_app(app: Flask) -> None:
     app.jinja_env.globals.update(signed_in_user=signed_in_user, consumer_nav=NAV, minutes=views.minutes,
                                  band_of=lambda code: load_scorecard().band(code))
@@ -50,6 +54,13 @@ def _require_sign_in() -> Response | None:
     if signed_in_user() is None:
         return redirect(url_for("accounts.signin_form", next=request.full_path.rstrip("?")))
     return None
+
+
+@bp.after_request
+def _same_site_only(response: Response) -> Response:
+    """Nothing from elsewhere (no CDN, fonts or trackers), and no framing (no click-jacked revoke)."""
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
+    return response
 
 
 @bp.errorhandler(HTTPException)

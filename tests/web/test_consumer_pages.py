@@ -141,6 +141,14 @@ def test_every_page_shows_the_users_own_data_and_never_anothers(ann: httpx.Clien
     assert 'data-score="781"' in bob.get("/me").text
 
 
+def test_pages_load_nothing_from_elsewhere_and_refuse_framing(ann: httpx.Client) -> None:
+    for path in PAGES:
+        response = ann.get(path)
+        policy = response.headers["Content-Security-Policy"]
+        assert "default-src 'self'" in policy and "frame-ancestors 'none'" in policy
+        assert not re.search(r'(?:src|href)="(?:https?:)?//', response.text), path
+
+
 def test_signing_out_ends_the_session(ann: httpx.Client) -> None:
     page = ann.get("/me").text
     assert ann.post("/signout", data={"csrf_token": csrf(page)}).status_code == 302
