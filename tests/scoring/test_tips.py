@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,7 @@ from config.feature_definitions import load_feature_definitions
 from config.scorecard import load_scorecard
 from scoring.explain import Explainer
 from scoring.points import unclipped_scores
+from scoring.record_json import TipJson
 from scoring.scale import final_score
 from scoring.tips import TipAdvisor, TipReference, actionable_features
 from tests.scoring.explain_models import feature_names, random_features, train_model
@@ -126,3 +128,54 @@ def test_a_reference_of_another_model_is_refused(explainer: Explainer,
     other = Explainer(train_model(seed=1, version="other"))
     with pytest.raises(ValueError, match="tip reference is for model test-v1, not other"):
         TipAdvisor(other, reference)
+
+
+def _every_candidate_rescored(advisor: TipAdvisor, values: np.ndarray) -> list[list[tuple]]:
+    """The definition, by brute force: re-score every candidate with the whole model."""
+    explainer, reference = advisor.explainer, advisor.reference
+    limits, bands = explainer.catalogue.limits, explainer.scorecard.bands
+    chosen: list[list[tuple]] = []
+    for row in values:
+        before = unclipped_scores(explainer.model, row[None, :], SCALE)[0]
+        target = min(int(np.searchsorted([b.min for b in bands[1:]], final_score(before, SCALE),
+                                          side="right")) + 1, len(bands) - 1)
+        tips = []
+        for slot, name in enumerate(reference.features):
+            column, direction = feature_names().index(name), advisor.directions[slot]
+            if np.isnan(row[column]) or before >= SCALE.max_score:
+                continue
+            options = []
+            for value in reference.values[target, slot].astype(np.float32):
+                better = value > row[column] if direction < 0 else (
+                    value < row[column] if direction > 0 else value != row[column])
+                if np.isnan(value) or not better:
+                    continue
+                changed = row.copy()
+                changed[column] = value
+                after = unclipped_scores(explainer.model, changed[None, :], SCALE)[0]
+                gain = min(after, SCALE.max_score) - before
+                if gain >= limits.tip_min_points:
+                    options.append((abs(float(value) - float(row[column])), name, float(value), gain))
+            if options:
+                tips.append(min(options, key=lambda option: option[0])[1:])
+        tips.sort(key=lambda tip: (-tip[2], reference.features.index(tip[0])))
+        chosen.append([(name, value, round(gain, 2)) for name, value, gain in tips[:limits.max_tips]])
+    return chosen
+
+
+def test_the_screened_choice_is_the_choice_of_rescoring_every_candidate(
+        advisor: TipAdvisor) -> None:
+    values = random_features(300, seed=21, missing=0.1)
+    ours = [[(tip["feature"], float(np.float32(tip["to"])), tip["points"]) for tip in tips]
+            for tips in advisor.tips(values)]
+    assert ours == _every_candidate_rescored(advisor, values)
+    assert sum(map(len, ours)) > 300
+
+
+def test_tips_as_json_are_the_dumped_tips(advisor: TipAdvisor) -> None:
+    values = random_features(400, seed=22, missing=0.1)
+    values[0] = np.nan  # nothing to improve on: no tips
+    texts = TipJson(advisor.explainer, advisor.reference).rows(advisor.choose(values), len(values))
+    assert texts == [json.dumps(tips, ensure_ascii=False, separators=(",", ":"))
+                     for tips in advisor.tips(values)]
+    assert texts[0] == "[]" and any(len(json.loads(text)) == 3 for text in texts)
