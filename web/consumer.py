@@ -29,13 +29,12 @@ bp = APIBlueprint("consumer", __name__, enable_openapi=False)
 NAV = (("consumer.score", "nav.score"), ("consumer.why", "nav.why"), ("consumer.history", "nav.history"),
        ("consumer.tips", "nav.tips"), ("consumer.inquiries", "nav.inquiries"),
        ("consumer.consents", "nav.consents"), ("consumer.data", "nav.data"))
-
-
 CONTENT_SECURITY_POLICY = ("default-src 'self'; img-src 'self' data:; form-action 'self'; "
                            "frame-ancestors 'none'; base-uri 'none'")
 
 
 def init_app(app: Flask) -> None:
+    """Register the pages and the template helpers their layout needs."""
     app.jinja_env.globals.update(signed_in_user=signed_in_user, consumer_nav=NAV, minutes=views.minutes,
                                  band_of=lambda code: load_scorecard().band(code))
     app.register_blueprint(bp)

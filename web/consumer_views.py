@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from config.event_families import load_event_families
 from config.feature_definitions import load_feature_definitions
 from config.purposes import load_purposes
-from config.scorecard import load_scorecard
+from config.scorecard import MinDataRule, load_scorecard
 from config.settings import Settings
 from features.user_events import FAMILIES, EventPage, user_events
 from scoring.change import ScoreChange
@@ -25,7 +25,6 @@ from scoring.disputes import DisputeView, list_disputes
 from scoring.explanations import explain, explain_since
 from scoring.publish import SCORED, PublishedScore, score_history
 from web import charts
-from web.clock import utcnow
 from web.consent import ConsentView, list_consents
 from web.inquiries import list_inquiries
 
@@ -65,7 +64,7 @@ def score_page(engine: Engine, user_id: str) -> ScorePage:
     return ScorePage(score=score, gauge=charts.gauge(load_scorecard(), shown))
 
 
-def min_data_rule() -> Any:
+def min_data_rule() -> MinDataRule:
     """The rule a score needs (config/scorecard.toml [min_data]): what would make a score possible."""
     return load_scorecard().min_data
 
@@ -197,7 +196,3 @@ def data_page(settings: Settings, user_id: str, *, family: str | None, page: int
 def minutes(moment: datetime) -> str:
     """A time as people read it in a log: UTC, to the minute."""
     return moment.strftime("%Y-%m-%d %H:%M UTC")
-
-
-def days_left(moment: datetime) -> int:
-    return max(0, (moment - utcnow()).days)
