@@ -133,6 +133,26 @@ def events_of(settings: Settings, user_ids: Collection[str], *, as_known_at: dat
     return resolved.filter(pl.col("user_id").is_in(list(user_ids))).collect()
 
 
+def events_around(settings: Settings, user_id: str, *, as_known_at: datetime | None,
+                  watermark: datetime | None) -> pl.DataFrame:
+    """The resolved events of ``user_id`` and of everyone they ever added as a contact.
+
+    What the connections features of one person read (each contact is flagged by
+    their own history); the contacts are taken from every stored contact row of
+    the person, a superset of those that count, which changes none of the
+    person's features.
+    """
+    mine = stored_rows(settings, user_ids=[user_id], watermark=watermark)
+    contacts = (mine.filter(pl.col("kind") == "contact").get_column("contact_user_id")
+                .drop_nulls().unique().to_list())
+    people = [user_id, *(contact for contact in contacts if contact != user_id)]
+    rows = mine if len(people) == 1 else pl.concat(
+        [mine, stored_rows(settings, user_ids=people[1:], watermark=watermark)]
+    ).unique(subset=["source", "event_id"], keep="first")
+    resolved = lake.resolve(rows.lazy(), as_known_at=as_known_at, watermark=watermark)
+    return resolved.filter(pl.col("user_id").is_in(people)).collect()
+
+
 def correction_record(event: UserEvent, *, event_id: str, void: bool) -> dict[str, Any]:
     """An input record that voids ``event`` or restores its furnisher's version (ingest path)."""
     record: dict[str, Any] = {
@@ -166,7 +186,9 @@ def _rows_of(stored: pl.LazyFrame, named: pl.LazyFrame) -> pl.DataFrame:
     if keys.is_empty():
         return found.select(LAKE_SCHEMA.names)
     ids, sources = keys[TARGET].implode(), keys["source"].unique().implode()
-    corrections = stored.filter(pl.col("corrects").is_in(ids) & pl.col("source").is_in(sources))
+    # Null first: row groups without corrections are skipped on their statistics.
+    corrections = (stored.filter(pl.col("corrects").is_not_null())
+                   .filter(pl.col("corrects").is_in(ids) & pl.col("source").is_in(sources)))
     parts = [found.lazy(), corrections]
     originals = found.get_column("corrects").drop_nulls().unique()
     if originals.len():

@@ -32,7 +32,7 @@ from config.database import get_engine, upgrade
 from config.settings import Settings
 from features import lake
 from features.store import FeatureStoreError, compute_features, load_snapshot, snapshot_dir
-from features.user_events import events_of
+from features.user_events import events_around
 from scoring.dispute_tables import ScoreRescore
 from scoring.publish import SCORED, ScoreRecord, current_score
 from scoring.recompute import TIP_REFERENCE_FILE, explainer_for, score_records, tip_reference
@@ -104,11 +104,7 @@ def score_user(settings: Settings, user_id: str, *, as_of: date, model_version: 
 def user_features(settings: Settings, user_id: str, *, as_of: date, as_known_at: datetime,
                   watermark: datetime | None) -> pl.DataFrame:
     """One row: ``user_id``'s features as of D as known at T (nulls when nothing is known)."""
-    own = events_of(settings, [user_id], as_known_at=as_known_at, watermark=watermark)
-    contacts = (own.filter(pl.col("kind") == "contact").get_column("contact_user_id")
-                .drop_nulls().unique().to_list())
-    events = own if not contacts else events_of(
-        settings, [user_id, *contacts], as_known_at=as_known_at, watermark=watermark)
+    events = events_around(settings, user_id, as_known_at=as_known_at, watermark=watermark)
     frame = compute_features(events.lazy(), as_of=as_of)
     person = pl.DataFrame({"user_id": [user_id]}, schema={"user_id": frame.schema["user_id"]})
     return person.join(frame, on="user_id", how="left")
