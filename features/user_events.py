@@ -124,15 +124,6 @@ def stored_rows(settings: Settings, *, user_ids: Collection[str],
     return _rows_of(stored, stored.filter(pl.col("user_id").is_in(list(user_ids))))
 
 
-def events_of(settings: Settings, user_ids: Collection[str], *, as_known_at: datetime | None,
-              watermark: datetime | None) -> pl.DataFrame:
-    """The resolved events (as the feature engine reads them) about ``user_ids``, as known at T."""
-    rows = stored_rows(settings, user_ids=user_ids, watermark=watermark)
-    resolved = lake.resolve(rows.select(LAKE_SCHEMA.names).lazy(), as_known_at=as_known_at,
-                            watermark=watermark)
-    return resolved.filter(pl.col("user_id").is_in(list(user_ids))).collect()
-
-
 def events_around(settings: Settings, user_id: str, *, as_known_at: datetime | None,
                   watermark: datetime | None) -> pl.DataFrame:
     """The resolved events of ``user_id`` and of everyone they ever added as a contact.
@@ -153,17 +144,21 @@ def events_around(settings: Settings, user_id: str, *, as_known_at: datetime | N
     return resolved.filter(pl.col("user_id").is_in(people)).collect()
 
 
-def correction_record(event: UserEvent, *, event_id: str, void: bool) -> dict[str, Any]:
-    """An input record that voids ``event`` or restores its furnisher's version (ingest path)."""
-    record: dict[str, Any] = {
-        "source": event.source, "event_id": event_id, "user_id": event.user_id,
-        "kind": "correction", "corrects": event.event_id, "corrected_kind": event.kind,
-        "event_time": event.event_time.isoformat(),
-    }
-    if void:
-        return {**record, "void": True}
-    return {**record, **{name: value for name, value in event.details.items()
-                         if name != "days_late"}}
+def void_record(event: UserEvent, *, event_id: str) -> dict[str, Any]:
+    """An input record (for the ingest path) that retracts ``event``."""
+    return {**_correction(event, event_id), "void": True}
+
+
+def restore_record(event: UserEvent, *, event_id: str) -> dict[str, Any]:
+    """An input record (for the ingest path) that states ``event``'s furnished version again."""
+    payload = {name: value for name, value in event.details.items() if name != "days_late"}
+    return {**_correction(event, event_id), **payload}
+
+
+def _correction(event: UserEvent, event_id: str) -> dict[str, Any]:
+    return {"source": event.source, "event_id": event_id, "user_id": event.user_id,
+            "kind": "correction", "corrects": event.event_id, "corrected_kind": event.kind,
+            "event_time": event.event_time.isoformat()}
 
 
 # -- resolution ---------------------------------------------------------------------
