@@ -9,7 +9,10 @@ direction says (for an unconstrained feature, either side). Each candidate
 vector is re-scored with the same model; per feature the tip is the candidate
 closest to the current value that earns at least ``tip_min_points``, and a
 person gets the ``max_tips`` largest gains. A gain is therefore never
-invented and never negative. No tip is offered for a feature that is not
+invented and never negative. (For speed, candidates are first screened by
+walking only the trees that split on the changed feature; the chosen ones are
+then re-scored with the whole model, and those points are what is shown: see
+:class:`TipAdvisor`.) No tip is offered for a feature that is not
 actionable (immutable and protected attributes never are) or is missing
 (there is no value to improve on).
 """
