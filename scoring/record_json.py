@@ -48,8 +48,10 @@ class ReasonJson:
 
     def rows(self, batch: BatchExplanation) -> list[str]:
         prefixes, texts = self.prefixes, []
-        for indices, points in zip(batch.reasons.tolist(), batch.group_points.tolist(), strict=True):
-            parts = [f"{prefixes[i]}{round(points[i], 4)!r}}}" for i in indices if i != NO_REASON]
+        chosen = np.take_along_axis(batch.group_points, np.maximum(batch.reasons, 0), axis=1)
+        for indices, points in zip(batch.reasons.tolist(), chosen.tolist(), strict=True):
+            parts = [f"{prefixes[i]}{round(p, 4)!r}}}" for i, p in zip(indices, points, strict=True)
+                     if i != NO_REASON]
             texts.append(f"[{','.join(parts)}]")
         return texts
 
