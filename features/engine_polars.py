@@ -1,12 +1,17 @@
 """The plan rendered as Polars lazy expressions: the embedded engine.
 
-Input is a LazyFrame of *resolved* events (the lake as known at T, see
-:func:`features.lake.scan_events`); output is one row per user seen in it, one
-Float64 column per feature. The work is one grouped pass per set of kinds, each
-over only its own rows, with every aggregate of that pass computed as a
-conditional aggregate (``when(cond).then(value).sum()`` ...) in the same
-``group_by``; then one pass over the contact graph; then the features as
-column expressions over the aggregates.
+Input is resolved events (the lake as known at T, see
+:func:`features.lake.scan_events`); output is one row per user seen in them, one
+Float64 column per feature. The events are first cut into parts
+(:mod:`features.event_parts`): each kind's rows before D with just the columns
+its aggregates read, and a spine of every row. Then one grouped pass per set of
+kinds over just those rows, every aggregate of the pass a conditional aggregate
+(``when(cond).then(value).sum()`` ...) in one streaming ``group_by`` on the
+users' integer key; distinct counts and latest values apart (a set or an order
+per user would take the whole pass off the streaming engine); one pass over the
+spine for the aggregates that read every kind and for each user's name; one
+pass over the contact graph; and the features as column expressions over the
+aggregates, joined on the key.
 """
 
 from __future__ import annotations
@@ -17,6 +22,17 @@ from datetime import UTC, date, datetime
 import polars as pl
 
 from config.feature_taxonomy import load_taxonomy
+from features.event_parts import (
+    AGE,
+    CHECK,
+    KEY,
+    LATEST_ORDER,
+    MICROS_PER_DAY,
+    EventParts,
+    aggregate_columns,
+    as_of_micros,
+    needs_kind,
+)
 from features.plan import (
     ZERO_WHEN_EMPTY,
     Aggregate,
@@ -32,18 +48,23 @@ from features.plan import (
     compile_plan,
 )
 
-MICROS_PER_DAY = 86_400_000_000
-AGE = "_age_days"
+__all__ = ["MICROS_PER_DAY", "as_of_instant", "as_of_micros", "feature_frame", "features_of_parts"]
+
 BASE_COLUMNS = ("user_id", "kind", "event_id", "event_time")
+SEPARATE_OPS = frozenset({"distinct", "latest"})
+ROW = "_row"
+CONTACT_KEY = "_contact_key"
+CONTACT_NAME = "_contact_name"
+STREAMING = "streaming"
+
+
+class KeyCollision(RuntimeError):
+    """Two user ids share a key hash: the computation is redone with the ids as keys."""
 
 
 def as_of_instant(as_of: date) -> datetime:
     """The as-of date D as an instant: midnight UTC starting that day."""
     return datetime(as_of.year, as_of.month, as_of.day, tzinfo=UTC)
-
-
-def as_of_micros(as_of: date) -> int:
-    return int(as_of_instant(as_of).timestamp()) * 1_000_000
 
 
 def day_number(day: date) -> int:
@@ -55,48 +76,45 @@ def feature_frame(events: pl.LazyFrame | pl.DataFrame, *, as_of: date,
                   plan: Plan | None = None, chunk_rows: int | None = None) -> pl.DataFrame:
     """Features as of D for every user in ``events`` (resolved events as known at T).
 
-    With ``chunk_rows``, in-memory events with more rows are processed in chunks of
-    users (by a hash of the user id), which bounds memory; the contact graph still
-    sees every contact, through flags computed for all users first.
+    With ``chunk_rows``, the events are cut into parts that many rows at a time,
+    which bounds the memory of the columns no part keeps.
     """
     plan = plan or compile_plan()
-    if not isinstance(events, pl.DataFrame) or not chunk_rows or events.height <= chunk_rows:
-        return _features(events.lazy(), plan, as_of, flags=None).collect()
-    chunks = -(-events.height // chunk_rows)
-    flags = _contact_flags(events.lazy(), plan, as_of).collect()
-    chunk = pl.col("user_id").hash() % chunks
-    parts = [_features(events.lazy().filter(chunk == number), plan, as_of, flags=flags.lazy())
-             .collect() for number in range(chunks)]
-    return pl.concat(parts, how="vertical").sort("user_id")
+    frame = events.lazy().select(input_columns(events.lazy(), plan)).collect()
+    step = chunk_rows or max(frame.height, 1)
+    for hashed in (True, False):
+        parts = EventParts(plan, as_of, hashed=hashed)
+        for offset in range(0, max(frame.height, 1), step):
+            parts.add(frame.slice(offset, step))
+        try:
+            return features_of_parts(parts, plan)
+        except KeyCollision:
+            continue
+    raise AssertionError("string keys cannot collide")
 
 
-def _features(events: pl.LazyFrame, plan: Plan, as_of: date,
-              flags: pl.LazyFrame | None) -> pl.LazyFrame:
-    """One grouped pass over every event, so every user gets a row (even one whose events
-    all lie after D), computing the aggregates that read every kind over the events
-    before D; then one pass per set of kinds over just those rows; then the contacts."""
-    everything = prepare(events.select(input_columns(events, plan)), plan, as_of)
-    frame = everything.group_by("user_id").agg(
-        aggregate_expr(aggregate, (), as_of, before=True).alias(aggregate.key)
-        for aggregate in plan.passes.get((), ())
-    )
+def features_of_parts(parts: EventParts, plan: Plan) -> pl.DataFrame:
+    """The features of every user in ``parts``, sorted by user_id.
+
+    Raises :class:`KeyCollision` when two users share a hashed key (then build the
+    parts again with ``hashed=False``).
+    """
+    as_of = parts.as_of
+    frame = _users(parts, plan)
     for kinds, aggregates in plan.passes.items():
         if not kinds:
             continue
-        subset = everything.filter(pl.col("kind").is_in(list(kinds)) & (pl.col(AGE) > 0))
-        if any(aggregate.op == "latest" for aggregate in aggregates):
-            subset = subset.sort("event_time", "event_id")   # groups keep this order
-        grouped = subset.group_by("user_id").agg(
-            aggregate_expr(aggregate, kinds, as_of).alias(aggregate.key) for aggregate in aggregates
-        )
-        frame = frame.join(grouped, on="user_id", how="left")
+        with_kind = any(needs_kind(aggregate, kinds) for aggregate in aggregates)
+        columns = set().union(*(aggregate_columns(aggregate) for aggregate in aggregates))
+        rows = parts.rows(kinds, columns, with_kind=with_kind)
+        for result in pass_frames(rows, aggregates, kinds, as_of):
+            frame = frame.join(result, on=KEY, how="left")
     frame = frame.with_columns(
         pl.col(a.key).fill_null(0) for a in plan.aggregates if a.op in ZERO_WHEN_EMPTY
     )
     if plan.contacts:
-        contacts = everything.filter((pl.col("kind") == "contact") & (pl.col(AGE) > 0))
-        graph = contact_frame(contacts, frame if flags is None else flags, plan.contacts)
-        frame = frame.join(graph, on="user_id", how="left")
+        graph = contact_frame(parts.rows(["contact"]), frame, plan.contacts, parts)
+        frame = frame.join(graph, on=KEY, how="left")
     outputs = [
         _fill(output_expr(output.expr), output.fill_zero).cast(pl.Float64).alias(output.name)
         for output in plan.outputs
@@ -104,36 +122,62 @@ def _features(events: pl.LazyFrame, plan: Plan, as_of: date,
     return frame.select(pl.col("user_id"), *outputs).sort("user_id")
 
 
-def _contact_flags(events: pl.LazyFrame, plan: Plan, as_of: date) -> pl.LazyFrame:
-    """The per-user aggregates that flag a contact, for every user (the graph's first pass)."""
-    flags = sorted({c.flag for c in plan.contacts if c.flag is not None}, key=lambda a: a.key)
-    everything = prepare(events.select(input_columns(events, plan)), plan, as_of)
-    return everything.group_by("user_id").agg(
-        aggregate_expr(flag, (), as_of, before=True).alias(flag.key) for flag in flags)
+def _users(parts: EventParts, plan: Plan) -> pl.DataFrame:
+    """One row per user (key and user_id) with the aggregates that read every kind."""
+    everything = plan.passes.get((), ())
+    spine = parts.spine()
+    simple = [a for a in everything if a.op not in SEPARATE_OPS]
+    aggregates = [aggregate_expr(a, (), parts.as_of, before=True).alias(a.key) for a in simple]
+    if parts.hashed:
+        spine = spine.with_row_index(ROW)
+        aggregates += [pl.col(ROW).min(), pl.col(CHECK).min().alias("_check_min"),
+                       pl.col(CHECK).max().alias("_check_max")]
+    else:
+        aggregates.append(pl.col("user_id").first())
+    frame = spine.group_by(KEY).agg(aggregates).collect(engine=STREAMING)
+    if parts.hashed:
+        if (frame["_check_min"] != frame["_check_max"]).any():
+            raise KeyCollision("two user ids share a key hash")
+        names = spine.select("user_id").collect().to_series().gather(frame[ROW])
+        frame = frame.drop(ROW, "_check_min", "_check_max").with_columns(names)
+    separate = [a for a in everything if a.op in SEPARATE_OPS]
+    for result in pass_frames(spine.filter(pl.col(AGE) > 0), separate, (), parts.as_of):
+        frame = frame.join(result, on=KEY, how="left")
+    return frame
+
+
+def pass_frames(rows: pl.LazyFrame, aggregates: Sequence[Aggregate], kinds: Sequence[str],
+                as_of: date) -> list[pl.DataFrame]:
+    """The aggregates of one pass over its rows, as frames keyed by user (to join)."""
+    simple = [a for a in aggregates if a.op not in SEPARATE_OPS]
+    frames = []
+    if simple:
+        frames.append(rows.group_by(KEY).agg(
+            aggregate_expr(a, kinds, as_of).alias(a.key) for a in simple).collect(engine=STREAMING))
+    frames += [distinct_frame(rows, a, kinds, as_of) for a in aggregates if a.op == "distinct"]
+    latest = [a for a in aggregates if a.op == "latest"]
+    if latest:
+        ordered = rows.sort(KEY, *LATEST_ORDER)
+        frames.append(ordered.group_by(KEY, maintain_order=True).agg(
+            aggregate_expr(a, kinds, as_of).alias(a.key) for a in latest).collect())
+    return frames
+
+
+def distinct_frame(rows: pl.LazyFrame, aggregate: Aggregate, kinds: Sequence[str],
+                   as_of: date) -> pl.DataFrame:
+    """Distinct non-null values per user among the rows passing the aggregate's condition."""
+    assert aggregate.value is not None
+    value = value_expr(aggregate.value, as_of_day=day_number(as_of), as_float=False)
+    cond = _row_condition(aggregate, kinds)
+    keep = value.is_not_null() if cond is None else cond & value.is_not_null()
+    return (rows.filter(keep).select(KEY, value.alias("_value")).unique()
+            .group_by(KEY).agg(pl.len().alias(aggregate.key)).collect(engine=STREAMING))
 
 
 def input_columns(events: pl.LazyFrame, plan: Plan) -> list[str]:
     """The event columns the plan reads (select them before materialising resolved events)."""
     schema = events.collect_schema()
     return [*BASE_COLUMNS, *(name for name in sorted(plan.columns) if name in schema)]
-
-
-def prepare(events: pl.LazyFrame, plan: Plan, as_of: date) -> pl.LazyFrame:
-    """The columns the plan reads: money as Float64, kinds and categories as Enums (cheap
-    to filter and count), and each row's age in days before D (positive: before D)."""
-    schema = events.collect_schema()
-    wanted = [name for name in sorted(plan.columns) if name in schema]
-    money = [name for name in wanted if isinstance(schema[name], pl.Decimal)]
-    strings = [name for name in ("kind", *wanted) if schema[name] == pl.String]
-    epoch_us = pl.col("event_time").dt.epoch("us")
-    return events.select(*BASE_COLUMNS, *wanted).with_columns(
-        *enum_casts(strings),
-        *(pl.col(name).cast(pl.Float64) for name in money),
-        ((as_of_micros(as_of) - epoch_us) / MICROS_PER_DAY).alias(AGE),
-        (epoch_us // MICROS_PER_DAY).alias("event_day"),
-        (pl.col("event_time").dt.year().cast(pl.Int64) * 12
-         + pl.col("event_time").dt.month().cast(pl.Int64)).alias("event_month"),
-    )
 
 
 def enum_casts(columns: Sequence[str]) -> list[pl.Expr]:
@@ -147,9 +191,10 @@ def enum_casts(columns: Sequence[str]) -> list[pl.Expr]:
 
 def aggregate_expr(aggregate: Aggregate, pass_kinds: Sequence[str], as_of: date, *,
                    before: bool = False) -> pl.Expr:
-    """One conditional aggregate inside a ``group_by(user_id).agg``; ``before`` adds the
+    """One conditional aggregate inside a ``group_by(KEY).agg``; ``before`` adds the
     condition event_time < D (for a pass over rows not yet restricted to it). Rows of a
-    pass with a ``latest`` aggregate come sorted by (event_time, event_id)."""
+    pass with a ``latest`` aggregate come sorted by (event_time, event_id) within each
+    user; distinct counts are computed apart (:func:`distinct_frame`)."""
     cond = _row_condition(aggregate, pass_kinds, before=before)
     op = aggregate.op
     if op == "count":
@@ -162,10 +207,7 @@ def aggregate_expr(aggregate: Aggregate, pass_kinds: Sequence[str], as_of: date,
     if op == "latest":
         keep = value.is_not_null() if cond is None else cond & value.is_not_null()
         return value.filter(keep).last()
-    picked = _when(cond, value)
-    if op == "distinct":
-        return picked.drop_nulls().n_unique()
-    return getattr(picked, op)()  # sum, mean, min, max, std
+    return getattr(_when(cond, value), op)()  # sum, mean, min, max, std
 
 
 def value_expr(value: Value, *, as_of_day: int, as_float: bool) -> pl.Expr:
@@ -218,24 +260,28 @@ def _when(cond: pl.Expr | None, value: pl.Expr) -> pl.Expr:
     return value if cond is None else pl.when(cond).then(value)
 
 
-def contact_frame(rows: pl.LazyFrame, users: pl.LazyFrame,
-                  contacts: Sequence[ContactAggregate]) -> pl.LazyFrame:
-    """The graph pass: each person's contacts as of D, flagged by the contact's own aggregates."""
+def contact_frame(rows: pl.LazyFrame, users: pl.DataFrame,
+                  contacts: Sequence[ContactAggregate], parts: EventParts) -> pl.DataFrame:
+    """The graph pass: each person's contacts as of D (their latest action, by event time
+    then id, is 'added'), flagged by the contact's own aggregates from ``users``."""
+    latest = [pl.col(name).sort_by(*LATEST_ORDER).last() for name in ("contact_action", "relation")]
     edges = (
-        rows.filter(pl.col("kind") == "contact")
-        .sort("event_time", "event_id")
-        .group_by("user_id", "contact_user_id")
-        .agg(pl.col("contact_action").last(), pl.col("relation").last())
+        rows.group_by(KEY, "contact_user_id").agg(pl.col("user_id").first(), *latest)
         .filter((pl.col("contact_action") == "added")
                 & (pl.col("contact_user_id") != pl.col("user_id")))
     )
     flags = sorted({contact.flag.key for contact in contacts if contact.flag is not None})
     if flags:
-        flagged = users.select(pl.col("user_id").alias("contact_user_id"),
-                               *(pl.col(key) for key in flags))
-        edges = edges.join(flagged, on="contact_user_id", how="left")
+        # A key names one user among ``users``; a contact is that user only if the names
+        # agree too (a contact who is not a user could share a hash with one).
+        flagged = users.lazy().select(pl.col(KEY).alias(CONTACT_KEY),
+                                      pl.col("user_id").alias(CONTACT_NAME), *flags)
+        same = pl.col(CONTACT_NAME) == pl.col("contact_user_id")
+        edges = (edges.with_columns(parts.key_expr("contact_user_id").alias(CONTACT_KEY))
+                 .join(flagged, on=CONTACT_KEY, how="left")
+                 .with_columns(pl.when(same).then(pl.col(flag)).alias(flag) for flag in flags))
     aggregates = [contact_expr(contact).alias(contact.key) for contact in contacts]
-    return edges.group_by("user_id").agg(aggregates)
+    return edges.group_by(KEY).agg(aggregates).collect()
 
 
 def contact_expr(contact: ContactAggregate) -> pl.Expr:

@@ -125,10 +125,18 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
-def lake_files(settings: Settings) -> list[Path]:
-    """The committed events files, oldest first (what Spark or any other reader should read)."""
+def lake_files(settings: Settings, *, watermark: datetime | None = None) -> list[Path]:
+    """The committed events files, oldest first (what Spark or any other reader should read).
+
+    With ``watermark``, only the files holding rows ingested by then (a file straddling
+    it still has rows after it: readers filter ``ingested_at <= watermark`` themselves).
+    """
     root = lake_dir(settings)
-    return [root / EVENTS / segment.name for segment in read_manifest(root).segments]
+    segments = read_manifest(root).segments
+    if watermark is not None:
+        _check_aware("watermark", watermark)
+        segments = [s for s in segments if datetime.fromisoformat(s.min_ingested_at) <= watermark]
+    return [root / EVENTS / segment.name for segment in segments]
 
 
 def watermark(settings: Settings) -> datetime | None:
@@ -154,15 +162,10 @@ def scan_stored(settings: Settings, *, watermark: datetime | None = None) -> pl.
     With ``watermark``, files ingested entirely after it are not even opened (the
     rows of a file straddling it are filtered by :func:`resolve`).
     """
-    root = lake_dir(settings)
-    segments = read_manifest(root).segments
-    if watermark is not None:
-        _check_aware("watermark", watermark)
-        segments = [s for s in segments
-                    if datetime.fromisoformat(s.min_ingested_at) <= watermark]
-    if not segments:
+    files = lake_files(settings, watermark=watermark)
+    if not files:
         return empty_events()
-    return pl.scan_parquet([str(root / EVENTS / segment.name) for segment in segments])
+    return pl.scan_parquet([str(path) for path in files])
 
 
 def scan_events(settings: Settings, *, as_known_at: datetime | None = None,

@@ -23,7 +23,7 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
@@ -35,7 +35,15 @@ from pydantic import BaseModel, ConfigDict
 from config.feature_definitions import FeatureSet, load_feature_definitions
 from config.settings import Settings
 from features import lake
-from features.engine_polars import as_of_instant, enum_casts, feature_frame, input_columns
+from features.engine_polars import (
+    KeyCollision,
+    as_of_instant,
+    enum_casts,
+    feature_frame,
+    features_of_parts,
+    input_columns,
+)
+from features.event_parts import EventParts
 from features.events import LAKE_SCHEMA
 from features.plan import Plan, compile_plan
 
@@ -45,6 +53,8 @@ SNAPSHOTS = ("features", "snapshots")
 DATA_FILE = "features.parquet"
 MANIFEST_FILE = "manifest.json"
 STAGES = ("read", "compute", "write")
+RESOLVE_COLUMNS = ("source", "corrects", "known_at", "ingested_at", "voided")
+TOUCHED = "_touched"
 Engine = Literal["polars", "spark"]
 Progress = Callable[[str], None]
 
@@ -116,40 +126,71 @@ def _compute(settings: Settings, engine: Engine, *, as_of: date, as_known_at: da
         _stage(progress, "compute")
         return spark_features(settings, as_of=as_of, as_known_at=as_known_at,
                               watermark=watermark, plan=plan)
-    resolved = read_events(settings, as_known_at=as_known_at, watermark=watermark, plan=plan)
-    _stage(progress, "compute")
-    return feature_frame(resolved, as_of=as_of, plan=plan, chunk_rows=settings.features_chunk_rows)
+    for hashed in (True, False):
+        parts = EventParts(plan, as_of, hashed=hashed)
+        for piece, keep in _resolved_pieces(settings, as_known_at=as_known_at,
+                                            watermark=watermark, plan=plan):
+            parts.add(piece, keep)
+        _stage(progress, "compute")
+        try:
+            return features_of_parts(parts, plan)
+        except KeyCollision:
+            logger.warning("two user ids share a key hash: computing again on the ids themselves")
+    raise AssertionError("string keys cannot collide")
 
 
 def read_events(settings: Settings, *, as_known_at: datetime, watermark: datetime,
                 plan: Plan) -> pl.DataFrame:
     """The lake as known at T (watermark W), only the columns the plan reads, in memory.
 
-    The same rows as :func:`features.lake.scan_events`, read in about half the time
-    and memory: only the events that share an id with a correction known by T go
-    through :func:`features.lake.resolve` (the one definition of the rule); every
-    other event is the only version of itself, which the rule keeps as it is, so
-    those are read file by file (one file's decoding buffers at a time).
+    The same rows as :func:`features.lake.scan_events`, categories as Enums (the
+    feature build itself hands the same pieces to the engine without gathering them).
     """
-    files = [str(path) for path in lake.lake_files(settings)]
-    stored = lake.scan_stored(settings)
-    columns = input_columns(stored, plan)
-    keys = [key for key in ("source", "corrects", "known_at", "ingested_at", "voided")
-            if key not in columns]
-    known = ((pl.col("ingested_at") <= watermark) & (pl.col("known_at") <= as_known_at))
-    corrected = (stored.filter(known).select(pl.col("corrects").drop_nulls().unique())
-                 .collect().to_series())
+    pieces = [piece if keep is None else piece.filter(keep)
+              for piece, keep in _resolved_pieces(settings, as_known_at=as_known_at,
+                                                  watermark=watermark, plan=plan)]
+    if not pieces:
+        empty = lake.empty_events()
+        return empty.select(input_columns(empty, plan)).collect()
+    columns = pieces[0].columns
+    return pl.concat([piece.select(columns).with_columns(enum_casts(columns))
+                      for piece in pieces], how="vertical")
+
+
+def _resolved_pieces(settings: Settings, *, as_known_at: datetime, watermark: datetime,
+                     plan: Plan) -> Iterator[tuple[pl.DataFrame, pl.Series | None]]:
+    """The lake as known at T (watermark W), file by file: ``(rows, keep)`` pairs.
+
+    Only the events that share an id with a correction known by T go through
+    :func:`features.lake.resolve` (the one definition of the rule; they come last,
+    resolved); every other event is the only version of itself, which the rule keeps
+    as it is (unless it is a void). Each file is read once, the columns the plan reads
+    plus those the rule needs, and comes with the mask of its rows that stand alone.
+    """
+    files = [str(path) for path in lake.lake_files(settings, watermark=watermark)]
+    if not files:
+        return
+    columns = input_columns(pl.scan_parquet(files[0]), plan)
+    keys = [key for key in RESOLVE_COLUMNS if key not in columns]
+    known = (pl.col("ingested_at") <= watermark) & (pl.col("known_at") <= as_known_at)
+    corrected = (pl.scan_parquet(files).filter(known & pl.col("corrects").is_not_null())
+                 .select(pl.col("corrects").unique()).collect().to_series())
     touched = pl.col("event_id").is_in(corrected.implode()) | pl.col("corrects").is_not_null()
-    alone = [pl.scan_parquet(path).filter(known & ~touched & ~pl.col("voided").fill_null(False))
-             .select(columns).with_columns(enum_casts(columns)).collect() for path in files]
-    # Only the few touched rows are padded to the lake's full shape for lake.resolve.
-    padding = [pl.lit(None, dtype=dtype).alias(name)
-               for name, dtype in _lake_schema().items() if name not in (*columns, *keys)]
-    versions = (lake.resolve(stored.filter(known & touched).select(*columns, *keys)
-                            .with_columns(padding), as_known_at=as_known_at,
-                            watermark=watermark).select(columns)
-                .with_columns(enum_casts(columns)).collect())
-    return pl.concat([*alone, versions], how="vertical")
+    versions = []
+    for path in files:
+        frame = pl.scan_parquet(path).filter(known).select(
+            *columns, *keys, touched.alias(TOUCHED)).collect()
+        touched_rows = frame.get_column(TOUCHED)
+        if touched_rows.any():
+            versions.append(frame.filter(touched_rows).drop(TOUCHED))
+        yield frame.select(columns), ~touched_rows & ~frame.get_column("voided").fill_null(False)
+    if versions:
+        # Only the few touched rows are padded to the lake's full shape for lake.resolve.
+        padding = [pl.lit(None, dtype=dtype).alias(name)
+                   for name, dtype in _lake_schema().items() if name not in (*columns, *keys)]
+        rows = pl.concat(versions, how="vertical").with_columns(padding).lazy()
+        resolved = lake.resolve(rows, as_known_at=as_known_at, watermark=watermark)
+        yield resolved.select(columns).collect(), None
 
 
 @cache
