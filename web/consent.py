@@ -25,14 +25,7 @@ from sqlmodel import Field, SQLModel
 
 from config.purposes import SCOPE_CODES, load_purposes
 from web.clock import as_utc, utcnow
-from web.partners import (
-    PARTNER_COLUMNS,
-    Partner,
-    PartnerInfo,
-    is_partner_name,
-    partner_by_name,
-    partner_info,
-)
+from web.partners import Partner, PartnerInfo
 
 # Scopes in order of what they show; each from `band` on includes the one before it.
 SCOPE_RANK = {code: rank for rank, code in enumerate(SCOPE_CODES)}
@@ -223,17 +216,41 @@ class Access:
     state: str                 # active | expired | revoked | none
 
 
-# The lookup's one query, built once (it runs on every lookup).
-_ACCESS = (
-    sa.select(OpenId.user_id, Consent.scope, Consent.expires_at, Consent.revoked_at)
-    .select_from(OpenId)
-    .outerjoin(Consent, sa.and_(Consent.partner_id == OpenId.partner_id,
-                                Consent.user_id == OpenId.user_id,
-                                Consent.purpose == sa.bindparam("purpose")))
-    .where(OpenId.open_id == sa.bindparam("open_id"), OpenId.partner_id == sa.bindparam("partner_id"))
-    .order_by(Consent.granted_at.desc(), Consent.id.desc())  # type: ignore[attr-defined, union-attr]
-    .limit(1)
-)
+def latest_consent(partner_id: Any, user_id: Any, purpose: Any) -> sa.ScalarSelect[Any]:
+    """The id of the (user, partner)'s newest consent for ``purpose``: a correlated scalar subquery.
+
+    Grants replace older ones (which are revoked), so the newest decides. Its
+    own alias keeps it from correlating with an enclosing query's ``consents``.
+    """
+    consent = sa.alias(Consent.__table__, "newest_consent")  # type: ignore[attr-defined]
+    return (sa.select(consent.c.id)
+            .where(consent.c.partner_id == partner_id, consent.c.user_id == user_id,
+                   consent.c.purpose == purpose)
+            .order_by(consent.c.granted_at.desc(), consent.c.id.desc()).limit(1)
+            .correlate_except(consent).scalar_subquery())
+
+
+ACCESS_COLUMNS = (OpenId.user_id, Consent.scope, Consent.expires_at, Consent.revoked_at)
+
+
+def access_joins(select: sa.Select[Any], *, open_id: Any, partner_id: Any, purpose: Any) -> sa.Select[Any]:
+    """``select`` outer-joined to the open id (of this partner) and its newest consent for ``purpose``."""
+    return (select
+            .outerjoin(OpenId, sa.and_(OpenId.partner_id == partner_id, OpenId.open_id == open_id))
+            .outerjoin(Consent, Consent.id == latest_consent(OpenId.partner_id, OpenId.user_id, purpose)))
+
+
+# The lookups' queries, built once (they run on every lookup).
+_ACCESS = (sa.select(*ACCESS_COLUMNS).select_from(OpenId)
+           .outerjoin(Consent, Consent.id == latest_consent(OpenId.partner_id, OpenId.user_id,
+                                                            sa.bindparam("purpose")))
+           .where(OpenId.open_id == sa.bindparam("open_id"), OpenId.partner_id == sa.bindparam("partner_id")))
+_ACCESSES = (sa.select(OpenId.open_id, *ACCESS_COLUMNS).select_from(OpenId)
+             .outerjoin(Consent, Consent.id == latest_consent(OpenId.partner_id, OpenId.user_id,
+                                                              sa.bindparam("purpose")))
+             .where(OpenId.partner_id == sa.bindparam("partner_id"),
+                    OpenId.open_id.in_(sa.bindparam("open_ids", expanding=True))))  # type: ignore[attr-defined]
+_READ_CHUNK = 500  # open ids per query of a bulk resolution
 
 
 def is_open_id(value: str) -> bool:
@@ -249,44 +266,29 @@ def resolve_access(connection: Connection, *, partner_id: int, open_id: str, pur
     """The user behind ``open_id`` for this partner and their latest consent for ``purpose``.
 
     None when the open id is unknown *to this partner* (another partner's open
-    id is as unknown as a made-up one). One query, on the hot path of a lookup.
+    id is as unknown as a made-up one).
     """
     if not is_open_id(open_id):
         return None
     row = connection.execute(_ACCESS, {"open_id": open_id, "partner_id": partner_id,
                                        "purpose": purpose}).first()
-    return _access(row) if row is not None else None
+    return access_of(row) if row is not None else None
 
 
-# The partner and its access to one open id in one query: a single lookup reads both
-# before it verifies the signature (the partner's key is in the row).
-_PARTNER_ACCESS = (
-    sa.select(*PARTNER_COLUMNS, OpenId.user_id, Consent.scope, Consent.expires_at, Consent.revoked_at)
-    .select_from(Partner)
-    .outerjoin(OpenId, sa.and_(OpenId.partner_id == Partner.id, OpenId.open_id == sa.bindparam("open_id")))
-    .outerjoin(Consent, sa.and_(Consent.partner_id == Partner.id, Consent.user_id == OpenId.user_id,
-                                Consent.purpose == sa.bindparam("purpose")))
-    .where(Partner.name == sa.bindparam("name"))
-    .order_by(Consent.granted_at.desc(), Consent.id.desc())  # type: ignore[attr-defined, union-attr]
-    .limit(1)
-)
+def resolve_accesses(connection: Connection, *, partner_id: int, open_ids: list[str],
+                     purpose: str) -> dict[str, Access]:
+    """:func:`resolve_access` for many open ids in a few queries; unknown ones are left out."""
+    wanted = sorted({open_id for open_id in open_ids if is_open_id(open_id)})
+    found: dict[str, Access] = {}
+    for start in range(0, len(wanted), _READ_CHUNK):
+        rows = connection.execute(_ACCESSES, {"partner_id": partner_id, "purpose": purpose,
+                                              "open_ids": wanted[start:start + _READ_CHUNK]})
+        found.update((row.open_id, access_of(row)) for row in rows)
+    return found
 
 
-def partner_and_access(connection: Connection, *, name: str, open_id: str,
-                       purpose: str) -> tuple[PartnerInfo | None, Access | None]:
-    """The partner called ``name`` and what ``open_id`` resolves to for it (one query)."""
-    if not is_open_id(open_id) or purpose not in load_purposes().codes:
-        return partner_by_name(connection, name), None  # the route refuses or answers 404
-    if not is_partner_name(name):
-        return None, None
-    row = connection.execute(_PARTNER_ACCESS, {"name": name, "open_id": open_id,
-                                               "purpose": purpose}).first()
-    if row is None:
-        return None, None
-    return partner_info(row), (_access(row) if row.user_id is not None else None)
-
-
-def _access(row: Any) -> Access:
+def access_of(row: Any) -> Access:
+    """The access a row holding :data:`ACCESS_COLUMNS` (with a known open id) grants."""
     if row.scope is None:
         return Access(user_id=row.user_id, scope=None, state="none")
     if row.revoked_at is not None:

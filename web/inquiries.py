@@ -26,11 +26,16 @@ from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlmodel import Field, SQLModel
 
+from web import prepared
 from web.clock import as_utc, utcnow
 from web.partners import Partner
+from web.prepared import Prepared
+from web.signing import UsedNonce, spend_nonce_statement
 from web.sqlite_writes import write_lock
 
 logger = logging.getLogger(__name__)
+
+TRANSACTION_HEADER = "X-Transaction-Id"  # the idempotency key a partner may send with a lookup
 
 
 class InquiryLogUnavailable(Exception):
@@ -142,10 +147,8 @@ def log_and_store(connection: Connection, disclosures: list[Disclosure], *, part
     raises rolls everything back and propagates.
     """
     now = utcnow()
-    rows = [{"created_at": now, "partner_id": partner_id, "user_id": item.user_id,
-             "open_id": item.open_id, "purpose": item.purpose, "scope": item.scope,
-             "fields": list(item.fields), "endpoint": endpoint, "request_id": request_id,
-             "transaction_id": transaction.transaction_id if transaction else None}
+    rows = [_inquiry_row(item, partner_id=partner_id, endpoint=endpoint, request_id=request_id,
+                         transaction_id=transaction.transaction_id if transaction else None, now=now)
             for item in disclosures]
     try:
         with write_lock(connection):
@@ -172,6 +175,82 @@ def log_and_store(connection: Connection, disclosures: list[Disclosure], *, part
         connection.rollback()
         raise
     return answer
+
+
+def log_lookups(connection: Connection, disclosures: list[Disclosure], *, partner_id: int, endpoint: str,
+                request_id: str, nonce: tuple[int, str] | None) -> bool:
+    """Write the inquiry rows of a lookup without a transaction id, spending its nonce in the same commit.
+
+    The hot path of the partner API, on prepared statements (:mod:`web.prepared`):
+    on PostgreSQL one disclosure and its nonce are a single statement (one round
+    trip, atomic); otherwise one transaction. Committed before this returns.
+    Returns False, having written nothing, when the nonce was spent before (a
+    replay). Raises :class:`InquiryLogUnavailable` when the rows cannot be
+    written.
+    """
+    now = utcnow()
+    rows = [_inquiry_row(item, partner_id=partner_id, endpoint=endpoint, request_id=request_id,
+                         transaction_id=None, now=now) for item in disclosures]
+    spend = {} if nonce is None else {"nonce_partner_id": nonce[0], "nonce": nonce[1], "created_at": now}
+    dialect = connection.dialect
+    try:
+        with write_lock(connection):
+            if dialect.name == "postgresql" and len(rows) == 1 and spend:
+                cursor = _NONCE_AND_INQUIRY.execute(connection, rows[0] | spend)
+                written = cursor.fetchone() is not None
+                cursor.close()
+            else:
+                written = not spend or _spent(connection, spend)
+                if written:
+                    _INSERT_ROW.execute_many(connection, rows)
+            if written:
+                prepared.commit(connection)
+            else:
+                prepared.rollback(connection)
+    except dialect.loaded_dbapi.Error as exc:
+        prepared.rollback(connection)
+        logger.error("inquiry log unavailable: %s", type(exc).__name__, exc_info=exc)
+        raise InquiryLogUnavailable(type(exc).__name__) from None
+    return written
+
+
+def _spent(connection: Connection, spend: dict[str, Any]) -> bool:
+    """Spend the nonce in the connection's transaction; False when it was spent before."""
+    cursor = _SPEND_NONCE[connection.dialect.name].execute(connection, spend)
+    try:
+        return bool(cursor.rowcount == 1)
+    finally:
+        cursor.close()
+
+
+_INQUIRY_COLUMNS = [column for column in Inquiry.__table__.c if column.name != "id"]  # type: ignore[attr-defined]
+_INSERT_ROW = Prepared(sa.insert(Inquiry).values({column.name: sa.bindparam(column.name, type_=column.type)
+                                                  for column in _INQUIRY_COLUMNS}))
+
+
+def _spend_nonce(dialect: str) -> sa.Insert:
+    """Spend the nonce (bound as nonce_partner_id, nonce, created_at) unless it was spent before."""
+    names = {"partner_id": "nonce_partner_id", "nonce": "nonce", "seen_at": "created_at"}
+    return spend_nonce_statement(dialect).values({column: sa.bindparam(key) for column, key in names.items()})
+
+
+def _nonce_and_inquiry() -> Prepared:
+    """PostgreSQL: spend the nonce and write the inquiry in one statement; no row back on a replay."""
+    spent = _spend_nonce("postgresql").returning(UsedNonce.partner_id).cte("spent")
+    values = sa.select(*(sa.bindparam(column.name, type_=column.type) for column in _INQUIRY_COLUMNS))
+    return Prepared(sa.insert(Inquiry).from_select([column.name for column in _INQUIRY_COLUMNS],
+                                                   values.select_from(spent)).returning(Inquiry.id))
+
+
+_SPEND_NONCE = {dialect: Prepared(_spend_nonce(dialect)) for dialect in ("sqlite", "postgresql")}
+_NONCE_AND_INQUIRY = _nonce_and_inquiry()
+
+
+def _inquiry_row(item: Disclosure, *, partner_id: int, endpoint: str, request_id: str,
+                 transaction_id: str | None, now: datetime) -> dict[str, Any]:
+    return {"created_at": now, "partner_id": partner_id, "user_id": item.user_id, "open_id": item.open_id,
+            "purpose": item.purpose, "scope": item.scope, "fields": list(item.fields), "endpoint": endpoint,
+            "request_id": request_id, "transaction_id": transaction_id}
 
 
 def _claim_transaction(connection: Any, transaction: Transaction, answer: StoredAnswer, *,

@@ -21,16 +21,19 @@ from flask import Response, current_app, g, request
 
 from features.ingest import ingest_records
 from features.ingest_errors import IngestError
-from scoring.publish import current_score, score_history
+from scoring.publish import current_score, current_scores, score_history
 from web import disclosure
-from web.consent import SCOPE_RANK, Access, resolve_access, user_ids_for_open_ids
+from web.consent import SCOPE_RANK, Access, resolve_access, resolve_accesses, user_ids_for_open_ids
+from web.disclosure import ScoreLike
 from web.inquiries import (
+    TRANSACTION_HEADER,
     Disclosure,
     InquiryLogUnavailable,
     StoredAnswer,
     Transaction,
     TransactionReused,
     log_and_store,
+    log_lookups,
     purge_stale_transactions,
     request_fingerprint,
     stored_answer,
@@ -42,10 +45,12 @@ from web.partner_auth import (
     close_db,
     db,
     forget_expired_nonces,
-    prefetched_access,
+    prefetched_lookup,
     reclaim_nonce,
+    refuse,
     request_target,
     settle,
+    take_pending_nonce,
 )
 from web.partner_schemas import (
     BatchAnswer,
@@ -62,7 +67,6 @@ from web.state import current_state
 
 bp = APIBlueprint("partner_api", __name__, url_prefix="/v1", tag="Partner API")
 SECURITY = "PartnerSignature"
-TRANSACTION_HEADER = "X-Transaction-Id"
 _TRANSACTION_ID = re.compile(r"^[A-Za-z0-9._:-]{1,64}$")
 _LOOKUP_ERRORS = {400: "Bad input", 401: "Not signed, or the signature is not accepted",
                   403: "No active consent for this purpose and scope", 404: "Unknown open id",
@@ -106,8 +110,18 @@ bp.teardown_request(close_db)
 def score(open_id: str, query_data: ScoreQuery) -> Response:
     partner: PartnerInfo = g.partner
 
+    purpose = query_data.purpose
+
     def compute() -> tuple[dict[str, Any], list[Disclosure]]:
-        body, item = _one_answer(partner, open_id, query_data.purpose, minimum_scope="pass")
+        lookup = prefetched_lookup(open_id, purpose)
+        if lookup is None:  # authentication read another purpose (a repeated query parameter)
+            access = _checked(resolve_access(db(), partner_id=partner.id, open_id=open_id, purpose=purpose),
+                              purpose, minimum_scope="pass")
+            close_db()  # the score is read on a connection of its own: never hold two per request
+            published: ScoreLike | None = current_score(current_state().engine, access.user_id)
+        else:
+            access, published = _checked(lookup.access, purpose, minimum_scope="pass"), lookup.score
+        body, item = _disclosed(partner, open_id, purpose, access, published)
         return body, [item]
 
     return _answered("score", compute)
@@ -125,19 +139,31 @@ def scores_batch(json_data: BatchRequest) -> Response:
         raise Problem("payload-too-large", f"a batch holds at most {limit} open ids, "
                       f"got {len(json_data.open_ids)}")
 
+    purpose = json_data.purpose
+
     def compute() -> tuple[dict[str, Any], list[Disclosure]]:
+        found = resolve_accesses(db(), partner_id=partner.id, open_ids=json_data.open_ids, purpose=purpose)
+        close_db()  # the scores are read on a connection of their own
+        checked: dict[str, Access | Problem] = {}
+        for open_id in dict.fromkeys(json_data.open_ids):
+            try:
+                checked[open_id] = _checked(found.get(open_id), purpose, minimum_scope="pass")
+            except Problem as problem:
+                checked[open_id] = problem
+        scores = current_scores(current_state().engine,
+                                [access.user_id for access in checked.values() if isinstance(access, Access)])
         results: list[dict[str, Any]] = []
         disclosed: list[Disclosure] = []
         for open_id in json_data.open_ids:
-            try:
-                body, item = _one_answer(partner, open_id, json_data.purpose, minimum_scope="pass")
-            except Problem as problem:
-                results.append({"open_id": open_id, "status": problem.type.status,
-                                "problem": problem_document(problem)})
+            access = checked[open_id]
+            if isinstance(access, Problem):
+                results.append({"open_id": open_id, "status": access.type.status,
+                                "problem": problem_document(access)})
                 continue
+            body, item = _disclosed(partner, open_id, purpose, access, scores.get(access.user_id))
             results.append({"open_id": open_id, "status": 200, "answer": body})
             disclosed.append(item)
-        return {"purpose": json_data.purpose, "results": results}, disclosed
+        return {"purpose": purpose, "results": results}, disclosed
 
     return _answered("batch", compute)
 
@@ -151,7 +177,9 @@ def history(open_id: str, query_data: ScoreQuery) -> Response:
     partner: PartnerInfo = g.partner
 
     def compute() -> tuple[dict[str, Any], list[Disclosure]]:
-        access = _access(partner, open_id, query_data.purpose, minimum_scope="score_history")
+        access = _checked(resolve_access(db(), partner_id=partner.id, open_id=open_id,
+                                         purpose=query_data.purpose),
+                          query_data.purpose, minimum_scope="score_history")
         assert access.scope is not None
         close_db()  # never hold two connections per request
         body, fields = disclosure.history(score_history(current_state().engine, access.user_id),
@@ -188,10 +216,8 @@ def events(json_data: EventsRequest) -> Response:
 # -- lookups ----------------------------------------------------------------------
 
 
-def _access(partner: PartnerInfo, open_id: str, purpose: str, *, minimum_scope: str) -> Access:
-    known, access = prefetched_access(open_id, purpose)
-    if not known:
-        access = resolve_access(db(), partner_id=partner.id, open_id=open_id, purpose=purpose)
+def _checked(access: Access | None, purpose: str, *, minimum_scope: str) -> Access:
+    """The access, when it allows at least ``minimum_scope`` now; else the 404 or 403 problem."""
     if access is None:
         raise Problem("not-found", "no such open id")
     if access.state != "active" or access.scope is None:
@@ -203,49 +229,73 @@ def _access(partner: PartnerInfo, open_id: str, purpose: str, *, minimum_scope: 
     return access
 
 
-def _one_answer(partner: PartnerInfo, open_id: str, purpose: str, *,
-                minimum_scope: str) -> tuple[dict[str, Any], Disclosure]:
-    access = _access(partner, open_id, purpose, minimum_scope=minimum_scope)
+def _disclosed(partner: PartnerInfo, open_id: str, purpose: str, access: Access,
+               published: ScoreLike | None) -> tuple[dict[str, Any], Disclosure]:
+    """The answer its consent's scope allows, and the inquiry row it makes."""
     assert access.scope is not None
-    close_db()  # the score is read on a connection of its own: never hold two per request
-    published = current_score(current_state().engine, access.user_id)
     body, fields = disclosure.answer(published, open_id=open_id, purpose=purpose, scope=access.scope,
                                      threshold=partner.pass_threshold(purpose), language=_language())
     return body, Disclosure(access.user_id, open_id, purpose, access.scope, fields)
 
 
 def _answered(endpoint: str, compute: Callable[[], tuple[dict[str, Any], list[Disclosure]]]) -> Response:
-    """Replay a stored answer, or compute one, log it (with its answer) and only then send it."""
-    state = current_state()
+    """Compute the answer, log what it discloses and only then send it (or replay a stored one)."""
     partner: PartnerInfo = g.partner
-    max_age = timedelta(hours=state.settings.partner_idempotency_hours)
     transaction = _transaction(partner)
     if transaction is not None:
-        try:
-            replay = stored_answer(db(), transaction, max_age=max_age)
-        except TransactionReused:
-            raise Problem("conflict", f"{TRANSACTION_HEADER} was used before for a different "
-                          "request") from None
-        if replay is not None:
-            return _json(replay.status, replay.body, replayed=True)
+        return _idempotent(endpoint, transaction, compute)
     body, disclosed = compute()
-    answer = StoredAnswer(200, json.dumps(body, ensure_ascii=False))
-    if disclosed or transaction is not None:
-        try:
-            ours = answer
-            answer = log_and_store(db(), disclosed, partner_id=partner.id, endpoint=endpoint,
-                                   request_id=g.request_id, answer=answer, transaction=transaction,
-                                   max_age=max_age, first=claim_nonce)
-            if answer is not ours:  # a concurrent twin won; our transaction (and nonce) rolled back
-                reclaim_nonce()
-        except InquiryLogUnavailable:
-            raise Problem("unavailable", "the inquiry log cannot be written, so nothing is "
-                          "disclosed; retry later") from None
-        if answer is ours:  # counted once, like the inquiry rows: a replay discloses nothing new
-            served = app_metrics(current_app).scores_served
-            for item in disclosed:
-                served.labels(item.scope).inc()
+    if disclosed:
+        _log(partner, endpoint, disclosed)
+    return _json(200, json.dumps(body, ensure_ascii=False))
+
+
+def _idempotent(endpoint: str, transaction: Transaction,
+                compute: Callable[[], tuple[dict[str, Any], list[Disclosure]]]) -> Response:
+    """The first answer to this transaction id again, or a new one stored with its inquiry rows."""
+    partner: PartnerInfo = g.partner
+    max_age = timedelta(hours=current_state().settings.partner_idempotency_hours)
+    try:
+        replay = stored_answer(db(), transaction, max_age=max_age)
+    except TransactionReused:
+        raise Problem("conflict", f"{TRANSACTION_HEADER} was used before for a different request") from None
+    if replay is not None:
+        return _json(replay.status, replay.body, replayed=True)
+    body, disclosed = compute()
+    ours = StoredAnswer(200, json.dumps(body, ensure_ascii=False))
+    try:
+        answer = log_and_store(db(), disclosed, partner_id=partner.id, endpoint=endpoint,
+                               request_id=g.request_id, answer=ours, transaction=transaction,
+                               max_age=max_age, first=claim_nonce)
+    except InquiryLogUnavailable:
+        raise _unavailable() from None
+    if answer is ours:  # counted once, like the inquiry rows: a replay discloses nothing new
+        _count_served(disclosed)
+    else:  # a concurrent twin won; our transaction (and nonce) rolled back
+        reclaim_nonce()
     return _json(answer.status, answer.body)
+
+
+def _log(partner: PartnerInfo, endpoint: str, disclosed: list[Disclosure]) -> None:
+    """Write the inquiry rows and spend the nonce in one commit, before the answer leaves."""
+    try:
+        written = log_lookups(db(), disclosed, partner_id=partner.id, endpoint=endpoint,
+                              request_id=g.request_id, nonce=take_pending_nonce())
+    except InquiryLogUnavailable:
+        raise _unavailable() from None
+    if not written:
+        refuse("the nonce was used before")
+    _count_served(disclosed)
+
+
+def _unavailable() -> Problem:
+    return Problem("unavailable", "the inquiry log cannot be written, so nothing is disclosed; retry later")
+
+
+def _count_served(disclosed: list[Disclosure]) -> None:
+    served = app_metrics(current_app).scores_served
+    for item in disclosed:
+        served.labels(item.scope).inc()
 
 
 def _transaction(partner: PartnerInfo) -> Transaction | None:

@@ -5,12 +5,18 @@ checked before the rate limit is counted, and the nonce is spent only after
 both — so unsigned noise spends neither a partner's quota nor its nonces, and
 every refusal is the same 401 (the server logs which check failed).
 
-With the database nonce store, a lookup spends its nonce inside the transaction
-that writes its inquiry (:func:`claim_nonce` with that connection): one commit
-per lookup instead of two, and a replay is refused before anything is
-disclosed because that transaction commits before the answer is sent. Every
-other request spends its nonce when it ends (``after_request``), and a reused
-nonce turns any answer into the same 401.
+With the database nonce store, a lookup spends its nonce in the same commit
+that writes its inquiry (:func:`take_pending_nonce`): one write per lookup
+instead of two, and a replay is refused before anything is disclosed because
+that write commits before the answer is sent. Every other request spends its
+nonce when it ends (``after_request``), and a reused nonce turns any answer
+into the same 401.
+
+A single lookup (``GET /v1/scores/{open_id}``) reads its partner, its access
+and the user's score in one query (:mod:`web.lookup`) before the signature is
+verified; on PostgreSQL, without an ``X-Transaction-Id``, its connection runs
+in autocommit, so that read and the one-statement inquiry write are a round
+trip each, with no BEGIN or COMMIT between them.
 """
 
 from __future__ import annotations
@@ -24,7 +30,8 @@ from flask import Flask, Response, current_app, g, request
 from sqlalchemy import Connection
 
 from web import rate_limits
-from web.consent import Access, partner_and_access
+from web.inquiries import TRANSACTION_HEADER
+from web.lookup import Lookup, read_lookup
 from web.partners import PartnerInfo, partner_by_name
 from web.problems import Problem, problem_response
 from web.signing import (
@@ -100,7 +107,7 @@ def authenticate() -> PartnerInfo:
         verify(partner.public_key(), parts, method=request.method, target=request_target(),
                body=request.get_data(cache=True))
     except SignatureRefused as refused:
-        _refuse(refused.reason)
+        refuse(refused.reason)
     rate_limits.hit(partner.rate_limit, "partner", partner.name)
     g.pending_nonce = (partner.id, parts.nonce)
     if not _store().joins_transaction:
@@ -109,22 +116,24 @@ def authenticate() -> PartnerInfo:
 
 
 def _partner(name: str) -> PartnerInfo | None:
-    """The calling partner; for a single lookup, read together with its access to the open id."""
+    """The calling partner; for a single lookup, read together with everything the lookup needs."""
     open_id = (request.view_args or {}).get("open_id")
     if request.endpoint != "partner_api.score" or not isinstance(open_id, str):
         return partner_by_name(db(), name)
-    purpose = request.args.get("purpose", "")
-    partner, access = partner_and_access(db(), name=name, open_id=open_id, purpose=purpose)
-    g.prefetched_access = (open_id, purpose, access)
+    connection = db()
+    if connection.dialect.name == "postgresql" and TRANSACTION_HEADER not in request.headers:
+        connection.execution_options(isolation_level="AUTOCOMMIT")  # reset when the pool takes it back
+    partner, g.lookup = read_lookup(connection, partner=name, open_id=open_id,
+                                    purpose=request.args.get("purpose", ""))
     return partner
 
 
-def prefetched_access(open_id: str, purpose: str) -> tuple[bool, Access | None]:
-    """(True, access) when authentication already read this open id's access for this purpose."""
-    prefetched = g.get("prefetched_access")
-    if prefetched is None or prefetched[:2] != (open_id, purpose):
-        return False, None
-    return True, prefetched[2]
+def prefetched_lookup(open_id: str, purpose: str) -> Lookup | None:
+    """What authentication already read for this open id and purpose, if it did."""
+    lookup: Lookup | None = g.get("lookup")
+    if lookup is None or (lookup.open_id, lookup.purpose) != (open_id, purpose):
+        return None
+    return lookup
 
 
 def _store() -> NonceStore:
@@ -140,7 +149,13 @@ def claim_nonce(connection: Connection | None = None) -> None:
     if connection is not None:
         g.nonce_in_transaction = pending  # to spend again if that transaction is rolled back
     if not _store().claim(*pending, connection=connection):
-        _refuse("the nonce was used before")
+        refuse("the nonce was used before")
+
+
+def take_pending_nonce() -> tuple[int, str] | None:
+    """This request's unspent nonce, for a writer that spends it in its own commit (and refuses a replay)."""
+    pending: tuple[int, str] | None = g.pop("pending_nonce", None)
+    return pending
 
 
 def reclaim_nonce() -> None:
@@ -168,7 +183,7 @@ def forget_expired_nonces() -> None:
     _store().purge_expired()
 
 
-def _refuse(reason: str) -> NoReturn:
+def refuse(reason: str) -> NoReturn:
     logger.info("signed request refused: %s", reason,
                 extra={"path": request.path, "partner": request.headers.get("X-Partner", "")[:64]})
     raise Problem("unauthorized", REFUSAL)

@@ -25,12 +25,14 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import lru_cache
 from typing import Protocol
 
 import sqlalchemy as sa
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, Insert
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
 
@@ -145,6 +147,17 @@ class UsedNonce(SQLModel, table=True):
 
 
 _INSERT_NONCE = sa.insert(UsedNonce)
+
+
+@lru_cache(maxsize=4)
+def spend_nonce_statement(dialect: str) -> Insert:
+    """The INSERT of a nonce that does nothing when it is there already (no row, rowcount 0).
+
+    For writers that spend a nonce inside a larger statement or transaction and
+    must tell a reused nonce from a failure without an exception.
+    """
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    return insert(UsedNonce).on_conflict_do_nothing()
 
 
 class DatabaseNonceStore:
