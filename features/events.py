@@ -326,6 +326,15 @@ class Correction(_Event):
 
 VOID_WITH_PAYLOAD_REASON = "a void correction carries no payload"
 
+DISPUTE_PREFIX = "altcredit-dispute-"
+"""Event ids of the platform's own corrections (a dispute's void and restore) start with this."""
+
+RESERVED_ID_COLUMNS: tuple[str, ...] = ("event_id", "corrects")
+"""Columns in which a furnisher may not use :data:`DISPUTE_PREFIX`: its own ids, and a
+correction's target (which would rewrite or undo a dispute's correction)."""
+
+RESERVED_ID_REASON = f"must not start with {DISPUTE_PREFIX} (reserved for the platform's disputes)"
+
 
 InputEvent = Annotated[
     Bill | BillPayment | CreditOpened | InstallmentDue | Repayment | Default | Payment

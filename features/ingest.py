@@ -28,7 +28,7 @@ import pyarrow.json as pa_json
 import pyarrow.parquet as pq
 
 from config.settings import Settings
-from features.events import INPUT_SCHEMA
+from features.events import DISPUTE_PREFIX, INPUT_SCHEMA, RESERVED_ID_COLUMNS, RESERVED_ID_REASON
 from features.ingest_errors import (
     BatchTooLarge,
     EventConflict,
@@ -71,18 +71,38 @@ class IngestResult:
 
 def ingest_records(settings: Settings, records: Sequence[Any], *,
                    source_override: str | None = None) -> IngestResult:
-    """Validate and store one batch of records, all or nothing.
+    """Validate and store one furnisher's batch of records, all or nothing.
 
     ``source_override`` is the furnisher the caller authenticated (the partner API
     passes the partner's name): a record without ``source`` gets it, a record naming
-    another source is refused.
+    another source is refused. Ids under the platform's reserved prefix
+    (:data:`~features.events.DISPUTE_PREFIX`) are refused: only
+    :func:`ingest_platform_records` writes them.
     """
+    _check_batch(settings, records)
+    records, problems = _apply_source(records, source_override)
+    return _store_batch(settings, records, problems + _reserved_problems(records))
+
+
+def ingest_platform_records(settings: Settings, records: Sequence[Any]) -> IngestResult:
+    """Store the platform's own corrections (a dispute's void or restore), all or nothing.
+
+    Validated and stored exactly as a furnisher's batch, except that their event ids
+    may (and do) use the reserved prefix that :func:`ingest_records` refuses.
+    """
+    _check_batch(settings, records)
+    return _store_batch(settings, list(records), [])
+
+
+def _check_batch(settings: Settings, records: Sequence[Any]) -> None:
     if not isinstance(records, list | tuple):
         raise InvalidEvents("a batch must be a list of event records")
     if len(records) > settings.ingest_max_batch:
         raise BatchTooLarge(f"a batch holds at most {settings.ingest_max_batch} events, "
                             f"got {len(records)}")
-    records, problems = _apply_source(records, source_override)
+
+
+def _store_batch(settings: Settings, records: list[Any], problems: list[RowProblem]) -> IngestResult:
     staged, invalid = parse_records(records)
     problems = sorted(problems + invalid, key=lambda p: p.index)
     if problems:
@@ -96,6 +116,14 @@ def ingest_records(settings: Settings, records: Sequence[Any], *,
         manifest = writer.commit()
     return IngestResult(len(records), len(records), added.stored, added.duplicates,
                         manifest.watermark)
+
+
+def _reserved_problems(records: Sequence[Any]) -> list[RowProblem]:
+    """A furnisher's record may not use the platform's reserved id prefix (it would forge a dispute)."""
+    return [RowProblem(index, name, RESERVED_ID_REASON)
+            for index, record in enumerate(records) if isinstance(record, dict)
+            for name in RESERVED_ID_COLUMNS
+            if isinstance(record.get(name), str) and record[name].startswith(DISPUTE_PREFIX)]
 
 
 def _apply_source(records: Sequence[Any],

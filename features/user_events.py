@@ -32,10 +32,7 @@ from config.event_families import load_event_families
 from config.feature_taxonomy import LATENESS_KINDS
 from config.settings import Settings
 from features import lake
-from features.events import LAKE_SCHEMA, payload_fields
-
-DISPUTE_PREFIX = "altcredit-dispute-"
-"""Event ids of the corrections a dispute ingests start with this (the furnishers' never should)."""
+from features.events import DISPUTE_PREFIX, LAKE_SCHEMA, payload_fields
 
 FAMILIES: dict[str, tuple[str, ...]] = load_event_families().kinds()
 """family -> event kinds, from config/event_families.toml."""

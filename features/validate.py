@@ -21,11 +21,14 @@ import pyarrow as pa
 
 from features.events import (
     CORRECTION,
+    DISPUTE_PREFIX,
     INPUT_SCHEMA,
     PAYLOAD_COLUMNS,
     PLATFORM_COLUMNS,
     PROFILE_ANY_OF,
     PROFILE_EMPTY_REASON,
+    RESERVED_ID_COLUMNS,
+    RESERVED_ID_REASON,
     VOID_WITH_PAYLOAD_REASON,
     Kind,
 )
@@ -227,6 +230,8 @@ def _row_checks(empty: frozenset[str] = frozenset()) -> list[tuple[str, str, pl.
     kinds = [*stored, CORRECTION]
     checks.append(("kind", f"must be one of {', '.join(kinds)}", kind.is_null() | ~kind.is_in(kinds)))
     checks.extend(_correction_checks(col, is_correction, kind.is_in(kinds)))
+    checks.extend((name, RESERVED_ID_REASON, col(name).str.starts_with(DISPUTE_PREFIX))
+                  for name in RESERVED_ID_COLUMNS if name not in empty)
     rules = kind_rules()
     for name in PAYLOAD_COLUMNS:
         value = col(name)

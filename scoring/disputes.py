@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 
 from config.database import get_engine, upgrade
 from config.settings import Settings
-from features.ingest import ingest_records
+from features.ingest import ingest_platform_records
 from features.ingest_errors import IngestError
 from features.user_events import (
     UserEvent,
@@ -106,7 +106,7 @@ def file_dispute(settings: Settings, *, user_id: str, source: str, event_id: str
     dispute_id = _insert(engine, settings, event, reason=reason,
                          score_before=published.score if published else None)
     try:
-        ingest_records(settings, [void_record(event, event_id=dispute_void_id(dispute_id))])
+        ingest_platform_records(settings, [void_record(event, event_id=dispute_void_id(dispute_id))])
     except IngestError as exc:
         _delete(engine, dispute_id)
         raise DisputeError(f"event {event.event_id!r} cannot be excluded: {exc}") from None
@@ -263,7 +263,7 @@ def _restore(settings: Settings, row: Any, dispute_id: int) -> None:
     event = find_event(settings, row["source"], row["event_id"])
     if event is None or not event.excluded:
         return
-    ingest_records(settings, [restore_record(event, event_id=dispute_restore_id(dispute_id))])
+    ingest_platform_records(settings, [restore_record(event, event_id=dispute_restore_id(dispute_id))])
 
 
 def _rescore(settings: Settings, user_id: str, dispute_id: int, *, cause: str) -> Rescore | None:

@@ -20,8 +20,8 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from config.settings import Settings, load_settings
-from features.events import INPUT_SCHEMA
-from features.ingest import ingest_files, ingest_records
+from features.events import INPUT_SCHEMA, RESERVED_ID_REASON
+from features.ingest import ingest_files, ingest_platform_records, ingest_records
 from features.ingest_errors import (
     BatchTooLarge,
     EventConflict,
@@ -31,6 +31,7 @@ from features.ingest_errors import (
 )
 from features.lake import lake_dir, lake_files, scan_stored
 from features.records import parse_records
+from features.user_events import dispute_void_id
 from tests.features.event_samples import EXAMPLES, correction, population, record, void
 from web.cli import cli
 
@@ -291,6 +292,61 @@ def test_a_conflict_between_two_files_stores_neither(settings: Settings, tmp_pat
     with pytest.raises(EventConflict, match=r"two\.jsonl") as caught:
         ingest_files(settings, [one, two])
     assert caught.value.status == 409
+    assert _keys(settings) == []
+
+
+# -- the platform's reserved ids -----------------------------------------------------
+
+FORGED = [record("payment", event_id="altcredit-dispute-9-void"),
+          void(record("repayment", event_id="e4"), "undo-1", corrects="altcredit-dispute-3-void")]
+"""A furnisher's rows that would pose as a dispute's correction, or undo one."""
+
+
+def test_a_batch_with_a_reserved_id_is_refused_row_by_row_and_stores_nothing(
+        settings: Settings) -> None:
+    ingest_records(settings, population(3))
+    before = _lake_listing(settings)
+    with pytest.raises(InvalidEvents) as caught:
+        ingest_records(settings, [*population(2, prefix="n"), *FORGED])
+    assert caught.value.status == 400
+    assert caught.value.errors == [{"index": 2, "field": "event_id", "reason": RESERVED_ID_REASON},
+                                   {"index": 3, "field": "corrects", "reason": RESERVED_ID_REASON}]
+    assert "2 of 4 records are invalid" in str(caught.value)
+    assert RESERVED_ID_REASON == ("must not start with altcredit-dispute- "
+                                  "(reserved for the platform's disputes)")
+    assert _lake_listing(settings) == before
+
+
+def test_the_platforms_own_corrections_use_the_reserved_prefix(settings: Settings) -> None:
+    ingest_records(settings, [record("repayment", event_id="r-1")])
+    retraction = void(record("repayment", event_id="r-1"), dispute_void_id(5))
+    with pytest.raises(InvalidEvents):
+        ingest_records(settings, [retraction])
+    assert ingest_platform_records(settings, [retraction]).stored == 1
+    assert ("lender", dispute_void_id(5)) in _keys(settings)
+
+
+@pytest.mark.parametrize("suffix", [".parquet", ".csv", ".jsonl"])
+def test_a_file_with_a_reserved_id_is_refused_row_by_row_and_stores_nothing(
+        settings: Settings, tmp_path: Path, suffix: str) -> None:
+    ingest_records(settings, population(3))
+    before = _lake_listing(settings)
+    path = _write(tmp_path / f"forged{suffix}", [*population(4, prefix="n"), *FORGED])
+    with pytest.raises(InvalidFile) as caught:
+        ingest_files(settings, [path])
+    assert caught.value.status == 400
+    assert [(p.index, p.field, p.reason) for p in caught.value.problems] == [
+        (5, "event_id", RESERVED_ID_REASON), (6, "corrects", RESERVED_ID_REASON)]
+    assert f"row 5 event_id: {RESERVED_ID_REASON}" in caught.value.one_line()
+    assert _lake_listing(settings) == before
+
+
+def test_the_ingest_command_refuses_a_reserved_id_in_one_line(settings: Settings,
+                                                              tmp_path: Path) -> None:
+    path = _write(tmp_path / "e.jsonl", [record("payment", event_id="altcredit-dispute-1-restore")])
+    result = CliRunner().invoke(cli, ["ingest", str(path)])
+    assert result.exit_code == 1
+    assert f"row 1 event_id: {RESERVED_ID_REASON}" in result.output
     assert _keys(settings) == []
 
 

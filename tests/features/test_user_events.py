@@ -11,7 +11,7 @@ import pytest
 from config.event_families import EventFamiliesError, load_event_families
 from config.feature_taxonomy import load_taxonomy
 from config.settings import Settings
-from features.ingest import ingest_records
+from features.ingest import ingest_platform_records, ingest_records
 from features.store import build_snapshot, load_snapshot
 from features.user_events import (
     FAMILIES,
@@ -103,13 +103,13 @@ def test_a_dispute_void_marks_the_event_excluded_and_a_restore_brings_it_back(
     event = find_event(settings, "lender", "r-1")
     assert event is not None and not event.excluded
     before = datetime.now(UTC)
-    ingest_records(settings, [void_record(event, event_id=dispute_void_id(7))])
+    ingest_platform_records(settings, [void_record(event, event_id=dispute_void_id(7))])
     excluded = user_events(settings, "u-1", family="repayments").items
     assert [(e.event_id, e.excluded) for e in excluded] == [("r-1", True), ("r-0", False)]
     assert excluded[0].details == event.details  # the furnisher's version is still shown
     as_before = user_events(settings, "u-1", family="repayments", as_known_at=before).items
     assert not any(e.excluded for e in as_before)
-    ingest_records(settings, [restore_record(event, event_id=dispute_restore_id(7))])
+    ingest_platform_records(settings, [restore_record(event, event_id=dispute_restore_id(7))])
     restored = find_event(settings, "lender", "r-1")
     assert restored is not None and not restored.excluded and restored.details == event.details
 
@@ -120,7 +120,7 @@ def test_a_snapshot_as_known_before_a_dispute_still_counts_the_event(settings: S
     before = datetime.now(UTC)
     event = find_event(settings, "lender", "r-2")
     assert event is not None
-    ingest_records(settings, [void_record(event, event_id=dispute_void_id(1))])
+    ingest_platform_records(settings, [void_record(event, event_id=dispute_void_id(1))])
     after = datetime.now(UTC) + timedelta(seconds=1)
     build_snapshot(settings, as_of=as_of, as_known_at=before)
     build_snapshot(settings, as_of=as_of, as_known_at=after)

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from sqlalchemy import Engine
 
 from config.settings import Settings, load_settings
+from features.events import RESERVED_ID_REASON
 from tests.web.conftest import SignedPartner
 from web import disclosure
 from web.clock import utcnow
@@ -280,3 +281,19 @@ def test_an_event_naming_another_source_is_refused(make_partner: Callable[..., S
     response = bureau.post("/v1/events", {"events": [agreement("u1", source="somebody-else")]})
     assert response.status_code == 400
     assert response.json()["errors"][0]["field"] == "source"
+
+
+def test_an_event_with_the_platforms_reserved_id_prefix_is_refused_and_nothing_stored(
+        make_partner: Callable[..., SignedPartner]) -> None:
+    bureau = make_partner("bureau", role="furnisher")
+    forged_void = {**agreement("u1", "undo-1"), "kind": "correction", "corrects": "altcredit-dispute-4-void",
+                   "corrected_kind": "agreement", "void": True}
+    for name in ("agreement_type", "outcome", "amount", "currency"):
+        forged_void.pop(name)
+    events = [agreement("u1"), agreement("u1", "altcredit-dispute-4-restore"), forged_void]
+    response = bureau.post("/v1/events", {"events": events})
+    assert response.status_code == 400
+    assert response.json()["type"] == "/problems/bad-request"
+    assert response.json()["errors"] == [{"index": 1, "field": "event_id", "reason": RESERVED_ID_REASON},
+                                         {"index": 2, "field": "corrects", "reason": RESERVED_ID_REASON}]
+    assert bureau.post("/v1/events", {"events": [agreement("u1")]}).json()["stored"] == 1
