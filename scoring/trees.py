@@ -14,6 +14,7 @@ categorical features); :meth:`TreeEnsemble.from_booster` refuses others.
 from __future__ import annotations
 
 import json
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +23,9 @@ import xgboost as xgb
 from numba import njit, prange
 
 NO_CHILD = -1
+# numba's parallel kernels are entered by one thread at a time: its fallback threading layer
+# (workqueue, used where no OpenMP or TBB is found) aborts on concurrent launches.
+PARALLEL_LOCK = threading.Lock()
 
 
 @dataclass(frozen=True)
@@ -100,8 +104,9 @@ class TreeEnsemble:
     def leaf_sum(self, values: npt.NDArray[np.float32]) -> npt.NDArray[np.float64]:
         """The sum of the leaves each row reaches (the margin less the base score)."""
         values = np.ascontiguousarray(values, dtype=np.float32)
-        return _leaf_sum(values, self.feature, self.threshold, self.default_left, self.left,
-                         self.right, self.value, self.roots)
+        with PARALLEL_LOCK:
+            return _leaf_sum(values, self.feature, self.threshold, self.default_left, self.left,
+                             self.right, self.value, self.roots)
 
     def change_deltas(self, values: npt.NDArray[np.float32], rows: npt.NDArray[np.int64],
                       columns: npt.NDArray[np.int64],
@@ -112,10 +117,11 @@ class TreeEnsemble:
         only those are walked, twice (before and after).
         """
         values = np.ascontiguousarray(values, dtype=np.float32)
-        return _change_deltas(values, rows.astype(np.int64), columns.astype(np.int64),
-                              proposed.astype(np.float32), self.feature, self.threshold,
-                              self.default_left, self.left, self.right, self.value, self.roots,
-                              self.feature_tree_start, self.feature_tree_ids)
+        with PARALLEL_LOCK:
+            return _change_deltas(values, rows.astype(np.int64), columns.astype(np.int64),
+                                  proposed.astype(np.float32), self.feature, self.threshold,
+                                  self.default_left, self.left, self.right, self.value,
+                                  self.roots, self.feature_tree_start, self.feature_tree_ids)
 
 
 def _breadth_first(left: list[int], right: list[int]) -> npt.NDArray[np.int64]:

@@ -33,7 +33,7 @@ import numpy as np
 import numpy.typing as npt
 from numba import njit, prange
 
-from scoring.trees import NO_CHILD, TreeEnsemble
+from scoring.trees import NO_CHILD, PARALLEL_LOCK, TreeEnsemble
 
 MAX_TABLE_DEPTH = 10
 MAX_TABLE_ENTRIES = 32_000_000  # float64: 256 MiB
@@ -109,10 +109,11 @@ class ShapTables:
         """Exact TreeSHAP values of every row, (rows, features), without the bias column."""
         values = np.ascontiguousarray(values, dtype=np.float32)
         trees = self.trees
-        return _shap_rows(values, trees.n_features, trees.feature, trees.threshold,
-                          trees.default_left, trees.left, trees.right, trees.roots, self.slot,
-                          self.leaf_d, self.leaf_feature_start, self.leaf_features,
-                          self.leaf_table, self.table)
+        with PARALLEL_LOCK:
+            return _shap_rows(values, trees.n_features, trees.feature, trees.threshold,
+                              trees.default_left, trees.left, trees.right, trees.roots, self.slot,
+                              self.leaf_d, self.leaf_feature_start, self.leaf_features,
+                              self.leaf_table, self.table)
 
 
 def _shapley_weights(max_depth: int) -> npt.NDArray[np.float64]:

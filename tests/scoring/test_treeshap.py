@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import pytest
 import xgboost as xgb
@@ -69,3 +71,12 @@ def test_a_model_too_deep_for_tables_is_explained_by_xgboost(monkeypatch: pytest
     values = random_features(50, seed=3)
     contributions = model.contributions(values)
     assert np.array_equal(contributions, _xgboost_contribs(model, values).astype(np.float64))
+
+
+def test_explaining_from_several_threads_at_once_gives_the_serial_answer() -> None:
+    model = train_model(seed=7, trees=30, depth=4)
+    values = [random_features(300, seed=seed) for seed in range(6)]
+    serial = [model.contributions(batch) for batch in values]
+    with ThreadPoolExecutor(max_workers=3) as pool:
+        threaded = list(pool.map(model.contributions, values))
+    assert all(np.array_equal(a, b) for a, b in zip(serial, threaded, strict=True))
