@@ -56,6 +56,7 @@ ROW = "_row"
 CONTACT_KEY = "_contact_key"
 CONTACT_NAME = "_contact_name"
 STREAMING = "streaming"
+BIT_WORDS = 4
 
 
 class KeyCollision(RuntimeError):
@@ -100,7 +101,7 @@ def features_of_parts(parts: EventParts, plan: Plan) -> pl.DataFrame:
     parts again with ``hashed=False``).
     """
     as_of = parts.as_of
-    frame = _users(parts, plan)
+    frame = _users(parts, plan).sort("user_id")
     for kinds, aggregates in plan.passes.items():
         if not kinds:
             continue
@@ -108,40 +109,43 @@ def features_of_parts(parts: EventParts, plan: Plan) -> pl.DataFrame:
         columns = set().union(*(aggregate_columns(aggregate) for aggregate in aggregates))
         rows = parts.rows(kinds, columns, with_kind=with_kind)
         for result in pass_frames(rows, aggregates, kinds, as_of):
-            frame = frame.join(result, on=KEY, how="left")
+            frame = _attach(frame, result)
     frame = frame.with_columns(
         pl.col(a.key).fill_null(0) for a in plan.aggregates if a.op in ZERO_WHEN_EMPTY
     )
     if plan.contacts:
-        graph = contact_frame(parts.rows(["contact"]), frame, plan.contacts, parts)
-        frame = frame.join(graph, on=KEY, how="left")
+        frame = _attach(frame, contact_frame(parts.rows(["contact"]), frame, plan.contacts, parts))
     outputs = [
         _fill(output_expr(output.expr), output.fill_zero).cast(pl.Float64).alias(output.name)
         for output in plan.outputs
     ]
-    return frame.select(pl.col("user_id"), *outputs).sort("user_id")
+    return frame.select(pl.col("user_id"), *outputs)
+
+
+def _attach(frame: pl.DataFrame, result: pl.DataFrame) -> pl.DataFrame:
+    """``frame`` with ``result``'s columns, row for row by key (missing: null). Joined to the
+    key column alone, then set beside: a join would copy every column gathered so far."""
+    aligned = frame.select(KEY).join(result, on=KEY, how="left", maintain_order="left")
+    return frame.hstack(aligned.drop(KEY).get_columns())
 
 
 def _users(parts: EventParts, plan: Plan) -> pl.DataFrame:
     """One row per user (key and user_id) with the aggregates that read every kind."""
     everything = plan.passes.get((), ())
     spine = parts.spine()
-    simple = [a for a in everything if a.op not in SEPARATE_OPS]
-    aggregates = [aggregate_expr(a, (), parts.as_of, before=True).alias(a.key) for a in simple]
     if parts.hashed:
         spine = spine.with_row_index(ROW)
-        aggregates += [pl.col(ROW).min(), pl.col(CHECK).min().alias("_check_min"),
-                       pl.col(CHECK).max().alias("_check_max")]
+        extra = [pl.col(ROW).min(), pl.col(CHECK).min().alias("_check_min"),
+                 pl.col(CHECK).max().alias("_check_max")]
     else:
-        aggregates.append(pl.col("user_id").first())
-    frame = spine.group_by(KEY).agg(aggregates).collect(engine=STREAMING)
+        extra = [pl.col("user_id").first()]
+    frame, rest = grouped(spine, everything, (), parts.as_of, extra=extra, before=True)
     if parts.hashed:
         if (frame["_check_min"] != frame["_check_max"]).any():
             raise KeyCollision("two user ids share a key hash")
         names = spine.select("user_id").collect().to_series().gather(frame[ROW])
         frame = frame.drop(ROW, "_check_min", "_check_max").with_columns(names)
-    separate = [a for a in everything if a.op in SEPARATE_OPS]
-    for result in pass_frames(spine.filter(pl.col(AGE) > 0), separate, (), parts.as_of):
+    for result in pass_frames(spine.filter(pl.col(AGE) > 0), rest, (), parts.as_of):
         frame = frame.join(result, on=KEY, how="left")
     return frame
 
@@ -149,18 +153,72 @@ def _users(parts: EventParts, plan: Plan) -> pl.DataFrame:
 def pass_frames(rows: pl.LazyFrame, aggregates: Sequence[Aggregate], kinds: Sequence[str],
                 as_of: date) -> list[pl.DataFrame]:
     """The aggregates of one pass over its rows, as frames keyed by user (to join)."""
-    simple = [a for a in aggregates if a.op not in SEPARATE_OPS]
-    frames = []
-    if simple:
-        frames.append(rows.group_by(KEY).agg(
-            aggregate_expr(a, kinds, as_of).alias(a.key) for a in simple).collect(engine=STREAMING))
-    frames += [distinct_frame(rows, a, kinds, as_of) for a in aggregates if a.op == "distinct"]
-    latest = [a for a in aggregates if a.op == "latest"]
+    frame, rest = grouped(rows, aggregates, kinds, as_of)
+    frames = [frame] if frame.width > 1 else []
+    frames += [distinct_frame(rows, a, kinds, as_of) for a in rest if a.op == "distinct"]
+    latest = [a for a in rest if a.op == "latest"]
     if latest:
         ordered = rows.sort(KEY, *LATEST_ORDER)
         frames.append(ordered.group_by(KEY, maintain_order=True).agg(
             aggregate_expr(a, kinds, as_of).alias(a.key) for a in latest).collect())
     return frames
+
+
+def grouped(rows: pl.LazyFrame, aggregates: Sequence[Aggregate], kinds: Sequence[str],
+            as_of: date, *, extra: Sequence[pl.Expr] = (), before: bool = False,
+            ) -> tuple[pl.DataFrame, list[Aggregate]]:
+    """One streaming ``group_by(KEY)`` with every aggregate that reduces row by row (and
+    ``extra``); distinct counts of small-range codes go in as bit sets. Returns the frame
+    and the aggregates left for apart (distinct strings, latest values)."""
+    exprs = list(extra)
+    rest: list[Aggregate] = []
+    words: dict[str, list[str]] = {}
+    for aggregate in aggregates:
+        if aggregate.op == "distinct":
+            bits = distinct_bits(rows, aggregate, kinds, as_of, before=before)
+            if bits is None:
+                rest.append(aggregate)
+            else:
+                words[aggregate.key] = [expr.meta.output_name() for expr in bits]
+                exprs += bits
+        elif aggregate.op == "latest":
+            rest.append(aggregate)
+        else:
+            exprs.append(aggregate_expr(aggregate, kinds, as_of, before=before).alias(aggregate.key))
+    frame = rows.group_by(KEY).agg(exprs).collect(engine=STREAMING) if exprs else \
+        rows.select(KEY).unique().collect()
+    counted = [pl.sum_horizontal(pl.col(name).bitwise_count_ones() for name in names).alias(key)
+               for key, names in words.items()]
+    dropped = [name for names in words.values() for name in names]
+    return frame.with_columns(counted).drop(dropped), rest
+
+
+def distinct_bits(rows: pl.LazyFrame, aggregate: Aggregate, kinds: Sequence[str], as_of: date,
+                  *, before: bool = False) -> list[pl.Expr] | None:
+    """A distinct count as up to ``BIT_WORDS`` 64-bit sets OR-ed per user, when the values
+    are integer codes (enums, booleans, integers, dates) spanning at most 64 * BIT_WORDS:
+    a reduction the streaming group-by does row by row, instead of a set per user.
+    None when they are not (the count is then made apart, by :func:`distinct_frame`)."""
+    assert aggregate.value is not None
+    value = value_expr(aggregate.value, as_of_day=day_number(as_of), as_float=False)
+    dtype = rows.select(value).collect_schema().dtypes()[0]
+    if isinstance(dtype, pl.Enum | pl.Categorical):
+        code = value.to_physical().cast(pl.Int64)
+    elif dtype.is_integer() or dtype in (pl.Boolean, pl.Date):
+        code = value.cast(pl.Int64)
+    else:
+        return None
+    cond = _row_condition(aggregate, kinds, before=before)
+    keep = code.is_not_null() if cond is None else cond & code.is_not_null()
+    low, high = rows.filter(keep).select(code.min(), code.max().alias("_high")).collect().row(0)
+    if low is None:
+        return [pl.lit(None, pl.UInt64).alias(f"{aggregate.key}_w0").first()]
+    if high - low >= 64 * BIT_WORDS:
+        return None
+    offset = code - low
+    bit = pl.lit(2, pl.UInt64).pow((offset % 64).cast(pl.UInt64))
+    return [pl.when(keep & (offset // 64 == word)).then(bit).bitwise_or().alias(f"{aggregate.key}_w{word}")
+            for word in range((high - low) // 64 + 1)]
 
 
 def distinct_frame(rows: pl.LazyFrame, aggregate: Aggregate, kinds: Sequence[str],

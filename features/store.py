@@ -55,6 +55,9 @@ MANIFEST_FILE = "manifest.json"
 STAGES = ("read", "compute", "write")
 RESOLVE_COLUMNS = ("source", "corrects", "known_at", "ingested_at", "voided")
 TOUCHED = "_touched"
+KNOWN = "_known"
+SNAPSHOT_COMPRESSION = "lz4"
+"""Fast to write and to read back (training and scoring read every snapshot whole)."""
 Engine = Literal["polars", "spark"]
 Progress = Callable[[str], None]
 
@@ -178,12 +181,14 @@ def _resolved_pieces(settings: Settings, *, as_known_at: datetime, watermark: da
     touched = pl.col("event_id").is_in(corrected.implode()) | pl.col("corrects").is_not_null()
     versions = []
     for path in files:
-        frame = pl.scan_parquet(path).filter(known).select(
-            *columns, *keys, touched.alias(TOUCHED)).collect()
-        touched_rows = frame.get_column(TOUCHED)
+        frame = pl.scan_parquet(path).select(
+            *columns, *keys, known.alias(KNOWN), touched.alias(TOUCHED)).collect()
+        is_known = frame.get_column(KNOWN)
+        touched_rows = frame.get_column(TOUCHED) & is_known
         if touched_rows.any():
-            versions.append(frame.filter(touched_rows).drop(TOUCHED))
-        yield frame.select(columns), ~touched_rows & ~frame.get_column("voided").fill_null(False)
+            versions.append(frame.filter(touched_rows).drop(TOUCHED, KNOWN))
+        alone = is_known & ~touched_rows & ~frame.get_column("voided").fill_null(False)
+        yield frame.select(columns), alone
     if versions:
         # Only the few touched rows are padded to the lake's full shape for lake.resolve.
         padding = [pl.lit(None, dtype=dtype).alias(name)
@@ -288,7 +293,7 @@ def _write_snapshot(target: Path, frame: pl.DataFrame, manifest: SnapshotManifes
     scratch = target.with_name(f".tmp-{target.name}-{uuid.uuid4().hex[:8]}")
     scratch.mkdir(parents=True)
     try:
-        frame.write_parquet(scratch / DATA_FILE, compression="zstd", statistics=True)
+        frame.write_parquet(scratch / DATA_FILE, compression=SNAPSHOT_COMPRESSION, statistics=True)
         (scratch / MANIFEST_FILE).write_text(
             json.dumps(manifest.model_dump(mode="json"), indent=2, ensure_ascii=False),
             encoding="utf-8")
