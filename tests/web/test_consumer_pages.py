@@ -356,6 +356,7 @@ def test_my_data_lists_the_users_events_by_family_and_nobody_elses(
     page = ann.get("/me/data", params={"family": "bills"}).text
     table = page[page.index('id="event-table"'):]
     assert "elec-ann" in table and "88.20" in table and "91.70" in table
+    assert "due date" in table and "account" in table  # detail fields named in the page's language
     assert "elec-bob" not in page and "4321.00" not in page
     assert table.index("2025-11-03") < table.index("2025-10-03")  # newest first
     assert "Dispute this" in table and 'name="reason"' in table
