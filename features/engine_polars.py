@@ -102,6 +102,7 @@ def features_of_parts(parts: EventParts, plan: Plan) -> pl.DataFrame:
     """
     as_of = parts.as_of
     frame = _users(parts, plan).sort("user_id")
+    aligner = _Aligner(frame.get_column(KEY))
     for kinds, aggregates in plan.passes.items():
         if not kinds:
             continue
@@ -109,12 +110,12 @@ def features_of_parts(parts: EventParts, plan: Plan) -> pl.DataFrame:
         columns = set().union(*(aggregate_columns(aggregate) for aggregate in aggregates))
         rows = parts.rows(kinds, columns, with_kind=with_kind)
         for result in pass_frames(rows, aggregates, kinds, as_of):
-            frame = _attach(frame, result)
+            frame = aligner.attach(frame, result)
     frame = frame.with_columns(
         pl.col(a.key).fill_null(0) for a in plan.aggregates if a.op in ZERO_WHEN_EMPTY
     )
     if plan.contacts:
-        frame = _attach(frame, contact_frame(parts.rows(["contact"]), frame, plan.contacts, parts))
+        frame = aligner.attach(frame, contact_frame(parts.rows(["contact"]), frame, plan.contacts, parts))
     outputs = [
         _fill(output_expr(output.expr), output.fill_zero).cast(pl.Float64).alias(output.name)
         for output in plan.outputs
@@ -122,11 +123,24 @@ def features_of_parts(parts: EventParts, plan: Plan) -> pl.DataFrame:
     return frame.select(pl.col("user_id"), *outputs)
 
 
-def _attach(frame: pl.DataFrame, result: pl.DataFrame) -> pl.DataFrame:
-    """``frame`` with ``result``'s columns, row for row by key (missing: null). Joined to the
-    key column alone, then set beside: a join would copy every column gathered so far."""
-    aligned = frame.select(KEY).join(result, on=KEY, how="left", maintain_order="left")
-    return frame.hstack(aligned.drop(KEY).get_columns())
+class _Aligner:
+    """Sets results beside the user frame, row for row by key (missing: null): each result
+    row's position found by a binary search in the keys sorted once, its values scattered
+    there. A join would copy every column gathered so far, or sort to keep the order."""
+
+    def __init__(self, keys: pl.Series) -> None:
+        self.keys = keys
+        self.order = keys.arg_sort()
+        self.sorted = keys.gather(self.order)
+
+    def attach(self, frame: pl.DataFrame, result: pl.DataFrame) -> pl.DataFrame:
+        if self.keys.dtype != pl.UInt64:   # string keys (after a collision): a join will do
+            aligned = self.keys.to_frame().join(result, on=KEY, how="left", maintain_order="left")
+            return frame.hstack(aligned.drop(KEY).get_columns())
+        positions = self.order.gather(self.sorted.search_sorted(result.get_column(KEY)))
+        return frame.hstack([pl.repeat(None, frame.height, dtype=column.dtype, eager=True)
+                             .alias(column.name).scatter(positions, column)
+                             for column in result.drop(KEY).get_columns()])
 
 
 def _users(parts: EventParts, plan: Plan) -> pl.DataFrame:
