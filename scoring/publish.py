@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from itertools import islice
@@ -112,11 +112,14 @@ class ScoreSetSummary:
 
 
 def publish_scores(engine: Engine, *, as_of: date, model_version: str, snapshot_id: str,
-                   records: Iterable[ScoreRecord]) -> ScoreSetSummary:
+                   records: Iterable[ScoreRecord],
+                   on_publish: Callable[[Connection, int], None] | None = None) -> ScoreSetSummary:
     """Write ``records`` under a new set, then publish it atomically (replacing that date's set).
 
-    Bad input (a duplicate user, an invalid record) raises ValueError and leaves
-    the published state exactly as it was.
+    ``on_publish(connection, set_id)`` runs inside the publishing transaction, for
+    rows that must appear exactly when the set does (the log of rows a one-user
+    recompute supplied). Bad input (a duplicate user, an invalid record) raises
+    ValueError and leaves the published state exactly as it was.
     """
     if not model_version or not snapshot_id:
         raise ValueError("model_version and snapshot_id are required")
@@ -124,7 +127,7 @@ def publish_scores(engine: Engine, *, as_of: date, model_version: str, snapshot_
     set_id = _open_set(engine, as_of=as_of, model_version=model_version, snapshot_id=snapshot_id)
     try:
         n_scored, n_unscored = _write_rows(engine, set_id, as_of, records)
-        superseded = _publish(engine, set_id, as_of, n_scored, n_unscored)
+        superseded = _publish(engine, set_id, as_of, n_scored, n_unscored, on_publish)
     except BaseException:
         _drop_set(engine, set_id)
         raise
@@ -185,7 +188,8 @@ def _bulk_insert(connection: Connection, rows: list[tuple[Any, ...]]) -> None:
     connection.exec_driver_sql(f"INSERT INTO score_history ({columns}) VALUES ({marks})", rows)
 
 
-def _publish(engine: Engine, set_id: int, as_of: date, n_scored: int, n_unscored: int) -> int | None:
+def _publish(engine: Engine, set_id: int, as_of: date, n_scored: int, n_unscored: int,
+             on_publish: Callable[[Connection, int], None] | None = None) -> int | None:
     """The one transaction that swaps the published set of ``as_of``."""
     sets, history = ScoreSet.__table__, ScoreHistory.__table__
     with engine.begin() as connection:
@@ -199,6 +203,8 @@ def _publish(engine: Engine, set_id: int, as_of: date, n_scored: int, n_unscored
         connection.execute(sa.update(sets).where(sets.c.id == set_id).values(
             status=PUBLISHED, published_at=datetime.now(UTC), n_scored=n_scored,
             n_unscored=n_unscored))
+        if on_publish is not None:
+            on_publish(connection, set_id)
     return old[0] if old else None
 
 

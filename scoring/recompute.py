@@ -77,8 +77,13 @@ def recompute(settings: Settings, *, as_of: date, progress: Progress | None = No
     snapshot_id = Path(manifest.path).name
     advisor = TipAdvisor(explainer, tip_reference(settings, champion, explainer, fallback=frame))
     records = score_records(frame, explainer, advisor, progress)
+    from scoring.rescore import disputed_rows  # imported here: rescore builds on this module
+
+    disputed = disputed_rows(settings, manifest, model_version=champion.version, explainer=explainer,
+                             advisor=advisor)
     summary = publish_scores(engine, as_of=as_of, model_version=champion.version,
-                             snapshot_id=snapshot_id, records=records)
+                             snapshot_id=snapshot_id, records=disputed.replace(records),
+                             on_publish=disputed.log)
     result = RecomputeSummary(
         as_of=as_of, model_version=champion.version, snapshot_id=snapshot_id,
         set_id=summary.set_id, n_users=summary.n_scored + summary.n_unscored,

@@ -34,7 +34,7 @@ from scoring.disputes import (
 from scoring.publish import PublishedScore, list_scores, score_at
 from scoring.recompute import recompute
 from scoring.registry import load_champion
-from scoring.rescore import score_user, user_features
+from scoring.rescore import score_user, unseen_disputes, user_features
 from tests.scoring.test_recompute import AS_OF, LATER, populate, register_champion
 
 pytestmark = pytest.mark.slow
@@ -253,3 +253,64 @@ def test_filing_without_a_published_score_still_excludes_the_event(
     assert (view.score_before, view.score_after, view.as_of) == (None, None, None)
     assert user_events(db_settings, "u-1", family="bills").items[0].excluded
     assert load_champion(db_settings) is None
+
+
+# -- a rerun of a published date ------------------------------------------------------
+
+
+def _row(ctx: Scored) -> PublishedScore:
+    row = score_at(ctx.engine, ctx.user, AS_OF)
+    assert row is not None
+    return row
+
+
+def _same_row(a: PublishedScore, b: PublishedScore) -> bool:
+    return (a.score, a.reasons) == (b.score, b.reasons) and a.features == pytest.approx(b.features, abs=1e-6)
+
+
+@pytest.mark.parametrize("decision", [None, "uphold"])
+def test_a_rerun_of_the_date_keeps_an_open_or_upheld_dispute_out(scored: Scored,
+                                                                 decision: str | None) -> None:
+    counted = _row(scored)
+    view = file_dispute(scored.settings, user_id=scored.user, source="lender-x", event_id=LATE,
+                        reason="wrong date")
+    if decision == "uphold":
+        resolve_dispute(scored.settings, view.id, uphold=True, note="lender agreed")
+    without = _row(scored)
+    others = {u: r for u, r in _published(scored.engine).items() if u != scored.user}
+    summary = recompute(scored.settings, as_of=AS_OF)
+    rerun = _row(scored)
+    assert rerun.score == view.score_after != counted.score and _same_row(rerun, without)
+    assert {u: r for u, r in _published(scored.engine).items() if u != scored.user} == others
+    log = _rescores(scored.engine)[-1]
+    assert (log["cause"], log["dispute_id"], log["set_id"], log["as_of"]) == (
+        "recompute_disputed", view.id, summary.set_id, AS_OF)
+    assert (log["score_before"], log["score_after"]) == (counted.score, rerun.score)
+    assert log["snapshot_id"].endswith(f"_user+dispute-{view.id}")
+
+
+def test_a_rerun_after_a_rejection_counts_the_event_again(scored: Scored) -> None:
+    counted = _row(scored)
+    view = file_dispute(scored.settings, user_id=scored.user, source="lender-x", event_id=LATE,
+                        reason="wrong date")
+    recompute(scored.settings, as_of=AS_OF)
+    assert _row(scored).score == view.score_after
+    resolve_dispute(scored.settings, view.id, uphold=False, note="lender confirmed")
+    logged = len(_rescores(scored.engine))
+    recompute(scored.settings, as_of=AS_OF)
+    assert _same_row(_row(scored), counted)
+    assert len(_rescores(scored.engine)) == logged  # the snapshot already counts it: nothing to swap
+
+
+def test_the_disputes_a_snapshot_gets_wrong_are_decided_by_the_lake(scored: Scored) -> None:
+    before_filing = datetime.now(UTC)
+    view = file_dispute(scored.settings, user_id=scored.user, source="lender-x", event_id=LATE,
+                        reason="wrong date")
+    between = datetime.now(UTC)
+    wrong = {scored.user: view.id}
+    assert unseen_disputes(scored.settings, as_known_at=before_filing, watermark=None) == wrong
+    assert unseen_disputes(scored.settings, as_known_at=between, watermark=None) == {}
+    resolve_dispute(scored.settings, view.id, uphold=False, note="lender confirmed")
+    assert unseen_disputes(scored.settings, as_known_at=before_filing, watermark=None) == {}
+    assert unseen_disputes(scored.settings, as_known_at=between, watermark=None) == wrong
+    assert unseen_disputes(scored.settings, as_known_at=datetime.now(UTC), watermark=None) == {}
