@@ -52,8 +52,10 @@ Using the store
   `altcredit features snapshots [--json]` the snapshots kept.
 - In code: `features.store.build_snapshot`, `load_snapshot`, `list_snapshots`,
   `training_frame(settings, as_of_dates, labels)`; `features.online.online_vector`.
-- Engines: Polars is the embedded default (setting `features_default_engine`; it works on
-  chunks of users of about `features_chunk_rows` events to bound memory); Spark reads the
+- Engines: Polars is the embedded default (setting `features_default_engine`; it reads the
+  lake file by file, at most `features_chunk_rows` rows at a time, keeping for each kind only
+  its rows before D and the columns its features read, then makes one streaming pass per
+  kind, keyed by a hash of the user id, checked for collisions); Spark reads the
   lake's Parquet files itself (settings `features_spark_master`,
   `features_spark_shuffle_partitions`; `pip install 'altcredit[spark]'`). Both render the same
   plan (`features/plan.py`) and agree to 1e-9.

@@ -168,8 +168,10 @@ def _resolved_pieces(settings: Settings, *, as_known_at: datetime, watermark: da
     :func:`features.lake.resolve` (the one definition of the rule; they come last,
     resolved); every other event is the only version of itself, which the rule keeps
     as it is (unless it is a void). Each file is read once, the columns the plan reads
-    plus those the rule needs, and comes with the mask of its rows that stand alone.
+    plus those the rule needs (``features_chunk_rows`` rows at a time, which bounds the
+    memory of the columns read), with the mask of its rows that stand alone.
     """
+    chunk_rows = settings.features_chunk_rows
     files = [str(path) for path in lake.lake_files(settings, watermark=watermark)]
     if not files:
         return
@@ -180,8 +182,8 @@ def _resolved_pieces(settings: Settings, *, as_known_at: datetime, watermark: da
                  .select(pl.col("corrects").unique()).collect().to_series())
     touched = pl.col("event_id").is_in(corrected.implode()) | pl.col("corrects").is_not_null()
     versions = []
-    for path in files:
-        frame = pl.scan_parquet(path).select(
+    for path, offset in _slices(files, chunk_rows):
+        frame = pl.scan_parquet(path).slice(offset, chunk_rows).select(
             *columns, *keys, known.alias(KNOWN), touched.alias(TOUCHED)).collect()
         is_known = frame.get_column(KNOWN)
         touched_rows = frame.get_column(TOUCHED) & is_known
@@ -196,6 +198,14 @@ def _resolved_pieces(settings: Settings, *, as_known_at: datetime, watermark: da
         rows = pl.concat(versions, how="vertical").with_columns(padding).lazy()
         resolved = lake.resolve(rows, as_known_at=as_known_at, watermark=watermark)
         yield resolved.select(columns).collect(), None
+
+
+def _slices(files: Sequence[str], rows: int) -> Iterator[tuple[str, int]]:
+    """(file, first row) of each slice of at most ``rows`` rows."""
+    for path in files:
+        height = pl.scan_parquet(path).select(pl.len()).collect().item()
+        for offset in range(0, max(height, 1), rows):
+            yield path, offset
 
 
 @cache
