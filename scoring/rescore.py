@@ -116,10 +116,17 @@ def score_user(settings: Settings, user_id: str, *, as_of: date, model_version: 
 def user_features(settings: Settings, user_id: str, *, as_of: date, as_known_at: datetime,
                   watermark: datetime | None) -> pl.DataFrame:
     """One row: ``user_id``'s features as of D as known at T (nulls when nothing is known)."""
-    events = events_around(settings, user_id, as_known_at=as_known_at, watermark=watermark)
+    return people_features(settings, [user_id], as_of=as_of, as_known_at=as_known_at,
+                           watermark=watermark)
+
+
+def people_features(settings: Settings, user_ids: list[str], *, as_of: date, as_known_at: datetime,
+                    watermark: datetime | None) -> pl.DataFrame:
+    """One row per person of ``user_ids``, in order, read from the lake in one pass."""
+    events = events_around(settings, user_ids, as_known_at=as_known_at, watermark=watermark)
     frame = compute_features(events.lazy(), as_of=as_of)
-    person = pl.DataFrame({"user_id": [user_id]}, schema={"user_id": frame.schema["user_id"]})
-    return person.join(frame, on="user_id", how="left")
+    people = pl.DataFrame({"user_id": user_ids}, schema={"user_id": frame.schema["user_id"]})
+    return people.join(frame, on="user_id", how="left", maintain_order="left")
 
 
 RECOMPUTE_CAUSE = "recompute_disputed"
@@ -187,9 +194,8 @@ def disputed_rows(settings: Settings, manifest: SnapshotManifest, *, model_versi
                                     watermark=manifest.event_watermark)
     if not kept.disputes:
         return kept
-    frames = [user_features(settings, user, as_of=manifest.as_of, as_known_at=known_at, watermark=mark)
-              for user in sorted(kept.disputes)]
-    frame = pl.concat(frames, how="diagonal_relaxed")
+    frame = people_features(settings, sorted(kept.disputes), as_of=manifest.as_of,
+                            as_known_at=known_at, watermark=mark)
     kept.rows = {record.user_id: record for record in score_records(frame, explainer, advisor)}
     name = snapshot_dir(settings, manifest.as_of, known_at).name
     kept.snapshot_ids = {user: f"{name}_user+dispute-{dispute}" for user, dispute in kept.disputes.items()}

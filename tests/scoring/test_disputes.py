@@ -34,7 +34,7 @@ from scoring.disputes import (
 from scoring.publish import PublishedScore, list_scores, score_at
 from scoring.recompute import recompute
 from scoring.registry import load_champion
-from scoring.rescore import score_user, unseen_disputes, user_features
+from scoring.rescore import people_features, score_user, unseen_disputes, user_features
 from tests.scoring.test_recompute import AS_OF, LATER, populate, register_champion
 
 pytestmark = pytest.mark.slow
@@ -314,3 +314,15 @@ def test_the_disputes_a_snapshot_gets_wrong_are_decided_by_the_lake(scored: Scor
     assert unseen_disputes(scored.settings, as_known_at=before_filing, watermark=None) == {}
     assert unseen_disputes(scored.settings, as_known_at=between, watermark=None) == wrong
     assert unseen_disputes(scored.settings, as_known_at=datetime.now(UTC), watermark=None) == {}
+
+
+def test_several_people_read_in_one_pass_get_their_rows_of_a_whole_snapshot(scored: Scored) -> None:
+    known = datetime.now(UTC)
+    build_snapshot(scored.settings, as_of=AS_OF, as_known_at=known)
+    full = load_snapshot(scored.settings, AS_OF, known)
+    people = [scored.user, *(u for u in full["user_id"].cast(pl.String).to_list()[1::29] if u != scored.user)]
+    mine = people_features(scored.settings, people, as_of=AS_OF, as_known_at=known, watermark=None)
+    assert mine["user_id"].cast(pl.String).to_list() == people
+    for row in mine.iter_rows(named=True):
+        whole = full.filter(pl.col("user_id") == row["user_id"]).row(0, named=True)
+        assert _differences(whole, row) == {}
