@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 
+import numpy as np
 import polars as pl
 
 from config.feature_taxonomy import load_taxonomy
@@ -125,21 +126,27 @@ def features_of_parts(parts: EventParts, plan: Plan) -> pl.DataFrame:
 
 class _Aligner:
     """Sets results beside the user frame, row for row by key (missing: null): each result
-    row's position found by a binary search in the keys sorted once, its values scattered
-    there. A join would copy every column gathered so far, or sort to keep the order."""
+    row's position found by a binary search in the keys sorted once (the needles sorted
+    too, so the searches walk memory in order), its values scattered there. A join would
+    copy every column gathered so far, or sort to keep the frame's order."""
 
     def __init__(self, keys: pl.Series) -> None:
         self.keys = keys
-        self.order = keys.arg_sort()
-        self.sorted = keys.gather(self.order)
+        if keys.dtype == pl.UInt64:
+            self.order = np.argsort(keys.to_numpy())
+            self.sorted = keys.to_numpy()[self.order]
 
     def attach(self, frame: pl.DataFrame, result: pl.DataFrame) -> pl.DataFrame:
         if self.keys.dtype != pl.UInt64:   # string keys (after a collision): a join will do
             aligned = self.keys.to_frame().join(result, on=KEY, how="left", maintain_order="left")
             return frame.hstack(aligned.drop(KEY).get_columns())
-        positions = self.order.gather(self.sorted.search_sorted(result.get_column(KEY)))
+        needles = result.get_column(KEY).to_numpy()
+        by_key = np.argsort(needles)
+        positions = np.empty_like(by_key)
+        positions[by_key] = self.order[np.searchsorted(self.sorted, needles[by_key])]
+        where = pl.Series(positions)
         return frame.hstack([pl.repeat(None, frame.height, dtype=column.dtype, eager=True)
-                             .alias(column.name).scatter(positions, column)
+                             .alias(column.name).scatter(where, column)
                              for column in result.drop(KEY).get_columns()])
 
 
