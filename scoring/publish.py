@@ -42,7 +42,7 @@ __all__ = ["PublishedScore", "ScoreRecord", "ScoreSetSummary", "current_score", 
 
 SCORED = "scored"
 INSUFFICIENT_DATA = "insufficient_data"
-CHUNK_ROWS = 5_000
+CHUNK_ROWS = 20_000  # rows per transaction: a bulk load, ~100 MB of JSON at most
 READ_CHUNK = 500  # users per query of a bulk read (well under any bound-parameter limit)
 
 
