@@ -26,6 +26,8 @@ NO_CHILD = -1
 # numba's parallel kernels are entered by one thread at a time: its fallback threading layer
 # (workqueue, used where no OpenMP or TBB is found) aborts on concurrent launches.
 PARALLEL_LOCK = threading.Lock()
+# Up to these many candidates (about one person's), one thread: a thread team costs more.
+SMALL_CANDIDATES = 4096
 
 
 @dataclass(frozen=True)
@@ -117,11 +119,14 @@ class TreeEnsemble:
         only those are walked, twice (before and after).
         """
         values = np.ascontiguousarray(values, dtype=np.float32)
+        arguments = (values, rows.astype(np.int64), columns.astype(np.int64),
+                     proposed.astype(np.float32), self.feature, self.threshold, self.default_left,
+                     self.left, self.right, self.value, self.roots, self.feature_tree_start,
+                     self.feature_tree_ids)
+        if rows.size <= SMALL_CANDIDATES:
+            return _change_deltas_serial(*arguments)
         with PARALLEL_LOCK:
-            return _change_deltas(values, rows.astype(np.int64), columns.astype(np.int64),
-                                  proposed.astype(np.float32), self.feature, self.threshold,
-                                  self.default_left, self.left, self.right, self.value,
-                                  self.roots, self.feature_tree_start, self.feature_tree_ids)
+            return _change_deltas(*arguments)
 
 
 def _breadth_first(left: list[int], right: list[int]) -> npt.NDArray[np.int64]:
@@ -192,3 +197,6 @@ def _change_deltas(values, rows, columns, proposed, feature, threshold, default_
                                  left, right)]
         out[c] = delta
     return out
+
+
+_change_deltas_serial = njit(cache=True, nogil=True)(_change_deltas.py_func)

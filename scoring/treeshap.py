@@ -37,6 +37,9 @@ from scoring.trees import NO_CHILD, PARALLEL_LOCK, TreeEnsemble
 
 MAX_TABLE_DEPTH = 10
 MAX_TABLE_ENTRIES = 32_000_000  # float64: 256 MiB
+# Up to these many rows, one thread: waking a team of threads costs more than the work,
+# and far more on a busy machine (one row: 20 ms with the team, well under 1 ms without).
+SMALL_BATCH = 64
 
 
 @dataclass(frozen=True)
@@ -109,11 +112,13 @@ class ShapTables:
         """Exact TreeSHAP values of every row, (rows, features), without the bias column."""
         values = np.ascontiguousarray(values, dtype=np.float32)
         trees = self.trees
+        arguments = (values, trees.n_features, trees.feature, trees.threshold, trees.default_left,
+                     trees.left, trees.right, trees.roots, self.slot, self.leaf_d,
+                     self.leaf_feature_start, self.leaf_features, self.leaf_table, self.table)
+        if values.shape[0] <= SMALL_BATCH:
+            return _shap_rows_serial(*arguments)
         with PARALLEL_LOCK:
-            return _shap_rows(values, trees.n_features, trees.feature, trees.threshold,
-                              trees.default_left, trees.left, trees.right, trees.roots, self.slot,
-                              self.leaf_d, self.leaf_feature_start, self.leaf_features,
-                              self.leaf_table, self.table)
+            return _shap_rows(*arguments)
 
 
 def _shapley_weights(max_depth: int) -> npt.NDArray[np.float64]:
@@ -180,3 +185,6 @@ def _shap_rows(values, n_features, feature, threshold, default_left, left, right
                     phi[leaf_features[first + k]] += table[base + k]
         out[r] = phi
     return out
+
+
+_shap_rows_serial = njit(cache=True, nogil=True)(_shap_rows.py_func)

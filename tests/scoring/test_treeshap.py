@@ -80,3 +80,19 @@ def test_explaining_from_several_threads_at_once_gives_the_serial_answer() -> No
     with ThreadPoolExecutor(max_workers=3) as pool:
         threaded = list(pool.map(model.contributions, values))
     assert all(np.array_equal(a, b) for a, b in zip(serial, threaded, strict=True))
+
+
+def test_a_small_batch_on_one_thread_gives_what_a_large_batch_gives() -> None:
+    model = train_model(seed=9, trees=40, depth=4)
+    trees = model.trees
+    values = random_features(300, seed=5, missing=0.2)
+    tables = ShapTables.build(trees)
+    large = tables.shap_values(values)
+    assert all(np.array_equal(tables.shap_values(values[row:row + 1])[0], large[row])
+               for row in (0, 17, 299))
+    rows = np.repeat(np.arange(300), 20)
+    columns = np.tile(np.arange(20), 300)
+    proposed = np.full(rows.size, 0.5, dtype=np.float32)
+    many = trees.change_deltas(values, rows, columns, proposed)
+    few = trees.change_deltas(values, rows[:20], columns[:20], proposed[:20])
+    assert np.array_equal(few, many[:20])
