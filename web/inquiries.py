@@ -264,7 +264,7 @@ def _claim_transaction(connection: Any, transaction: Transaction, answer: Stored
         fingerprint=transaction.fingerprint, status=answer.status, body=answer.body, created_at=now))
 
 
-_next_purge: dict[str, float] = {}
+_next_purge: dict[Any, float] = {}  # by database URL
 _purge_lock = threading.Lock()
 
 
@@ -274,7 +274,7 @@ def purge_stale_transactions(engine: Engine, *, max_age: timedelta) -> None:
     A stale one is also replaced when its transaction id comes again; this keeps
     the table from growing with ids that never do.
     """
-    key = engine.url.render_as_string()
+    key = engine.url
     with _purge_lock:
         if time.monotonic() < _next_purge.get(key, 0.0):
             return

@@ -309,6 +309,8 @@ def _transaction(partner: PartnerInfo) -> Transaction | None:
 
 
 def _language() -> str:
+    if "Accept-Language" not in request.headers:
+        return "en"
     return request.accept_languages.best_match(disclosure.LANGUAGES, default="en") or "en"
 
 

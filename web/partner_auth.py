@@ -26,7 +26,8 @@ from dataclasses import dataclass
 from typing import NoReturn
 from urllib.parse import urlsplit
 
-from flask import Flask, Response, current_app, g, request
+from flask import Flask, Request, Response, current_app, g, request
+from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
 from sqlalchemy import Connection
 
 from web import rate_limits
@@ -48,6 +49,7 @@ from web.state import current_state
 
 logger = logging.getLogger(__name__)
 EXTENSION = "altcredit_partner_auth"
+API_PREFIX = "/v1/"
 
 
 @dataclass
@@ -60,6 +62,21 @@ def init_app(app: Flask) -> None:
     settings = state.settings
     app.extensions[EXTENSION] = PartnerAuth(
         nonces=nonce_store(state.engine, redis_url=settings.redis_url, skew=settings.partner_clock_skew))
+    if type(app.session_interface) is SecureCookieSessionInterface:
+        app.session_interface = NoSessionForPartners()
+
+
+class NoSessionForPartners(SecureCookieSessionInterface):
+    """Cookie sessions for the pages, none for ``/v1``: partner requests are signed and carry no cookie.
+
+    Opening a cookie session costs every request a signing serializer; the
+    partner API gets Flask's null session instead (which refuses writes).
+    """
+
+    def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
+        if request.path.startswith(API_PREFIX):
+            return None  # Flask substitutes its null session
+        return super().open_session(app, request)
 
 
 def db() -> Connection:
