@@ -182,21 +182,33 @@ def _leaf_sum(values, feature, threshold, default_left, left, right, value, root
     return out
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _change_delta(row, column, proposed, feature, threshold, default_left, left, right, value,  # type: ignore[no-untyped-def]
+                  roots, tree_start, tree_ids):
+    delta = 0.0
+    for k in range(tree_start[column], tree_start[column + 1]):
+        root = roots[tree_ids[k]]
+        delta += value[_leaf(row, root, column, proposed, feature, threshold, default_left, left,
+                             right)]
+        delta -= value[_leaf(row, root, -1, proposed, feature, threshold, default_left, left, right)]
+    return delta
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def _change_deltas(values, rows, columns, proposed, feature, threshold, default_left,  # type: ignore[no-untyped-def]
                    left, right, value, roots, tree_start, tree_ids):
     out = np.zeros(rows.size)
     for c in prange(rows.size):
-        row, column = values[rows[c]], columns[c]
-        delta = 0.0
-        for k in range(tree_start[column], tree_start[column + 1]):
-            root = roots[tree_ids[k]]
-            delta += value[_leaf(row, root, column, proposed[c], feature, threshold, default_left,
-                                 left, right)]
-            delta -= value[_leaf(row, root, -1, proposed[c], feature, threshold, default_left,
-                                 left, right)]
-        out[c] = delta
+        out[c] = _change_delta(values[rows[c]], columns[c], proposed[c], feature, threshold,
+                               default_left, left, right, value, roots, tree_start, tree_ids)
     return out
 
 
-_change_deltas_serial = njit(cache=True, nogil=True)(_change_deltas.py_func)
+@njit(cache=True, nogil=True)
+def _change_deltas_serial(values, rows, columns, proposed, feature, threshold, default_left,  # type: ignore[no-untyped-def]
+                          left, right, value, roots, tree_start, tree_ids):
+    out = np.zeros(rows.size)
+    for c in range(rows.size):
+        out[c] = _change_delta(values[rows[c]], columns[c], proposed[c], feature, threshold,
+                               default_left, left, right, value, roots, tree_start, tree_ids)
+    return out

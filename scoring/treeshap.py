@@ -156,35 +156,46 @@ def _fill_tables(table, leaf_value, leaf_d, zero_start, table_start, zeros, weig
                 table[table_start[leaf] + mask * d + i] = leaf_value[leaf] * (one - zeros[first + i]) * total
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _shap_row(row, out, feature, threshold, default_left, left, right, roots, slot,  # type: ignore[no-untyped-def]
+              leaf_d, leaf_feature_start, leaf_features, leaf_table, table):
+    """Add one row's TreeSHAP values into ``out`` (its row of the result)."""
+    mask = np.empty(feature.size, dtype=np.int64)
+    for root in roots:
+        mask[root] = -1  # every condition met so far
+    for node in range(feature.size):
+        here = mask[node]
+        if left[node] != NO_CHILD:
+            x = row[feature[node]]
+            go_left = default_left[node] if np.isnan(x) else x < threshold[node]
+            missed = here & ~(np.int64(1) << slot[node])
+            mask[left[node]] = here if go_left else missed
+            mask[right[node]] = missed if go_left else here
+        else:
+            d = leaf_d[node]
+            if d == 0:
+                continue
+            base = leaf_table[node] + (here & ((np.int64(1) << d) - 1)) * d
+            first = leaf_feature_start[node]
+            for k in range(d):
+                out[leaf_features[first + k]] += table[base + k]
+
+
 @njit(cache=True, nogil=True, parallel=True)
 def _shap_rows(values, n_features, feature, threshold, default_left, left, right, roots, slot,  # type: ignore[no-untyped-def]
                leaf_d, leaf_feature_start, leaf_features, leaf_table, table):
-    rows, n_nodes = values.shape[0], feature.size
-    out = np.zeros((rows, n_features))
-    for r in prange(rows):
-        row = values[r]
-        phi = np.zeros(n_features)
-        mask = np.empty(n_nodes, dtype=np.int64)
-        for root in roots:
-            mask[root] = -1  # every condition met so far
-        for node in range(n_nodes):
-            here = mask[node]
-            if left[node] != NO_CHILD:
-                x = row[feature[node]]
-                go_left = default_left[node] if np.isnan(x) else x < threshold[node]
-                missed = here & ~(np.int64(1) << slot[node])
-                mask[left[node]] = here if go_left else missed
-                mask[right[node]] = missed if go_left else here
-            else:
-                d = leaf_d[node]
-                if d == 0:
-                    continue
-                base = leaf_table[node] + (here & ((np.int64(1) << d) - 1)) * d
-                first = leaf_feature_start[node]
-                for k in range(d):
-                    phi[leaf_features[first + k]] += table[base + k]
-        out[r] = phi
+    out = np.zeros((values.shape[0], n_features))
+    for r in prange(values.shape[0]):
+        _shap_row(values[r], out[r], feature, threshold, default_left, left, right, roots, slot,
+                  leaf_d, leaf_feature_start, leaf_features, leaf_table, table)
     return out
 
 
-_shap_rows_serial = njit(cache=True, nogil=True)(_shap_rows.py_func)
+@njit(cache=True, nogil=True)
+def _shap_rows_serial(values, n_features, feature, threshold, default_left, left, right, roots,  # type: ignore[no-untyped-def]
+                      slot, leaf_d, leaf_feature_start, leaf_features, leaf_table, table):
+    out = np.zeros((values.shape[0], n_features))
+    for r in range(values.shape[0]):
+        _shap_row(values[r], out[r], feature, threshold, default_left, left, right, roots, slot,
+                  leaf_d, leaf_feature_start, leaf_features, leaf_table, table)
+    return out
