@@ -6,8 +6,9 @@ Float64 column per feature. The events are first cut into parts
 (:mod:`features.event_parts`): each kind's rows before D with just the columns
 its aggregates read, and a spine of every row. Then one grouped pass per set of
 kinds over just those rows, every aggregate of the pass a conditional aggregate
-(``when(cond).then(value).sum()`` ...) in one streaming ``group_by`` on the
-users' integer key; distinct counts and latest values apart (a set or an order
+(``when(cond).then(value).sum()`` ...) in one ``group_by`` on the users' integer
+key (streaming unless a floating-point reduction needs a fixed order, see
+:func:`_engine_for`); distinct counts and latest values apart (a set or an order
 per user would take the whole pass off the streaming engine); one pass over the
 spine for the aggregates that read every kind and for each user's name; one
 pass over the contact graph; and the features as column expressions over the
@@ -57,6 +58,7 @@ ROW = "_row"
 CONTACT_KEY = "_contact_key"
 CONTACT_NAME = "_contact_name"
 STREAMING = "streaming"
+ORDER_SENSITIVE = frozenset({"sum", "mean", "std"})
 BIT_WORDS = 4
 
 
@@ -206,12 +208,21 @@ def grouped(rows: pl.LazyFrame, aggregates: Sequence[Aggregate], kinds: Sequence
             rest.append(aggregate)
         else:
             exprs.append(aggregate_expr(aggregate, kinds, as_of, before=before).alias(aggregate.key))
-    frame = rows.group_by(KEY).agg(exprs).collect(engine=STREAMING) if exprs else \
+    frame = rows.group_by(KEY).agg(exprs).collect(engine=_engine_for(aggregates)) if exprs else \
         rows.select(KEY).unique().collect()
     counted = [pl.sum_horizontal(pl.col(name).bitwise_count_ones() for name in names).alias(key)
                for key, names in words.items()]
     dropped = [name for names in words.values() for name in names]
     return frame.with_columns(counted).drop(dropped), rest
+
+
+
+def _engine_for(aggregates: Sequence[Aggregate]) -> str:
+    """The streaming engine hands rows to threads as they come, so a floating-point sum
+    (or mean, or std) would add a user's values in an order that changes from run to run,
+    and a rebuilt snapshot would differ in its last bits. Passes with such reductions run
+    on the in-memory engine, whose partial sums are combined in a fixed order."""
+    return "in-memory" if any(a.op in ORDER_SENSITIVE for a in aggregates) else STREAMING
 
 
 def distinct_bits(rows: pl.LazyFrame, aggregate: Aggregate, kinds: Sequence[str], as_of: date,
