@@ -12,11 +12,14 @@ import importlib
 import json
 import sys
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from config.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:  # the CLI's start stays light: commands import the database on use
+    from sqlalchemy import Engine
 
 # name -> (module, attribute, one-line help). Order is the order of --help.
 COMMANDS: dict[str, tuple[str, str, str]] = {
@@ -108,6 +111,15 @@ def settings_from(ctx: click.Context) -> Settings:
         configure_logging(root.obj["settings"], to_file=not root.obj.get("verbose"))
     settings: Settings = root.obj["settings"]
     return settings
+
+
+def migrated_engine(ctx: click.Context) -> Engine:
+    """The invocation's database engine, migrated to the code's schema before first use."""
+    from config.database import get_engine, upgrade
+
+    engine = get_engine(settings_from(ctx))
+    upgrade(engine)
+    return engine
 
 
 def echo_json(document: Any) -> None:

@@ -12,22 +12,15 @@ from typing import Any
 import click
 from sqlalchemy import Engine
 
-from config.database import get_engine, upgrade
 from scoring.dispute_tables import STATUSES
 from scoring.disputes import DisputeError, DisputeView, list_disputes, resolve_dispute
-from web.cli import CliError, echo_json, settings_from
+from web.cli import CliError, echo_json, migrated_engine, settings_from
 from web.dispute_notices import partners_to_notify
 
 
 @click.group()
 def disputes() -> None:
     """Review consumer disputes: list them, uphold or reject one."""
-
-
-def _engine(ctx: click.Context) -> Engine:
-    engine = get_engine(settings_from(ctx))
-    upgrade(engine)
-    return engine
 
 
 @disputes.command("list")
@@ -39,7 +32,7 @@ def _engine(ctx: click.Context) -> Engine:
 def list_command(ctx: click.Context, status: str | None, overdue: bool, user_id: str | None,
                  as_json: bool) -> None:
     """Disputes, newest first, with deadlines and the partners to notify of upheld ones."""
-    engine = _engine(ctx)
+    engine = migrated_engine(ctx)
     try:
         found = list_disputes(settings_from(ctx), user_id=user_id, status=status,
                               overdue=True if overdue else None)
@@ -68,7 +61,7 @@ def resolve_command(ctx: click.Context, dispute_id: int, uphold: bool, reject: b
     """Uphold or reject one open dispute (exactly one of --uphold, --reject)."""
     if uphold == reject:
         raise CliError("give exactly one of --uphold and --reject")
-    engine = _engine(ctx)
+    engine = migrated_engine(ctx)
     try:
         dispute = resolve_dispute(settings_from(ctx), dispute_id, uphold=uphold, note=note)
     except DisputeError as exc:

@@ -5,19 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from sqlalchemy import Engine
 
-from config.database import get_engine, upgrade
-from web.cli import CliError, echo_json, settings_from
+from web.cli import CliError, echo_json, migrated_engine, settings_from
 from web.consent import ConsentError, grant_consent, list_consents, revoke_consent
 from web.inquiries import list_inquiries
 from web.partners import ROLES, PartnerError, create_partner, list_partners, require_partner, set_disabled
-
-
-def _engine(ctx: click.Context) -> Engine:
-    engine = get_engine(settings_from(ctx))
-    upgrade(engine)
-    return engine
 
 
 def _read_text(path: str, what: str) -> str:
@@ -62,7 +54,7 @@ def create(ctx: click.Context, name: str, public_key: str, rate_limit: str | Non
     pem = _read_text(public_key, "public key")
     thresholds = _thresholds(pass_thresholds)
     try:
-        partner = create_partner(_engine(ctx), name, public_key_pem=pem,
+        partner = create_partner(migrated_engine(ctx), name, public_key_pem=pem,
                                  rate_limit=rate_limit or settings.partner_rate_limit, role=role,
                                  redirect_uri=redirect_uri, pass_thresholds=thresholds)
     except PartnerError as exc:
@@ -75,7 +67,7 @@ def create(ctx: click.Context, name: str, public_key: str, rate_limit: str | Non
 @click.pass_context
 def list_command(ctx: click.Context, as_json: bool) -> None:
     """List partners."""
-    rows = [partner.as_dict() for partner in list_partners(_engine(ctx))]
+    rows = [partner.as_dict() for partner in list_partners(migrated_engine(ctx))]
     if as_json:
         echo_json({"partners": rows})
         return
@@ -93,7 +85,7 @@ def list_command(ctx: click.Context, as_json: bool) -> None:
 def disable(ctx: click.Context, name: str) -> None:
     """Disable partner NAME: its requests are refused from now on."""
     try:
-        set_disabled(_engine(ctx), name, disabled=True)
+        set_disabled(migrated_engine(ctx), name, disabled=True)
     except PartnerError as exc:
         raise CliError(str(exc)) from None
     click.echo(f"partner {name} disabled")
@@ -118,7 +110,7 @@ def grant(ctx: click.Context, user_id: str, partner_name: str, purpose: str, sco
           days: int | None) -> None:
     """Grant a consent and print the partner's open id for the user."""
     settings = settings_from(ctx)
-    engine = _engine(ctx)
+    engine = migrated_engine(ctx)
     try:
         consent = grant_consent(engine, user_id=user_id, partner=require_partner(engine, partner_name),
                                 purpose=purpose, scope=scope, days=days or settings.consent_default_days)
@@ -134,7 +126,7 @@ def grant(ctx: click.Context, user_id: str, partner_name: str, purpose: str, sco
 @click.pass_context
 def revoke(ctx: click.Context, user_id: str, partner_name: str, purpose: str | None) -> None:
     """Revoke a user's consents to a partner."""
-    engine = _engine(ctx)
+    engine = migrated_engine(ctx)
     try:
         count = revoke_consent(engine, user_id=user_id, partner=require_partner(engine, partner_name),
                                purpose=purpose)
@@ -153,7 +145,7 @@ def revoke(ctx: click.Context, user_id: str, partner_name: str, purpose: str | N
 @click.pass_context
 def consents_list(ctx: click.Context, user_id: str | None, partner_name: str | None, as_json: bool) -> None:
     """List consents, newest first."""
-    engine = _engine(ctx)
+    engine = migrated_engine(ctx)
     try:
         partner = require_partner(engine, partner_name) if partner_name else None
     except PartnerError as exc:
@@ -178,7 +170,7 @@ def consents_list(ctx: click.Context, user_id: str | None, partner_name: str | N
 @click.pass_context
 def inquiries(ctx: click.Context, user_id: str, as_json: bool) -> None:
     """Who looked at a user's score: when, who, why, and what they saw."""
-    rows = list_inquiries(_engine(ctx), user_id=user_id)
+    rows = list_inquiries(migrated_engine(ctx), user_id=user_id)
     if as_json:
         echo_json({"user_id": user_id, "inquiries": rows})
         return

@@ -9,7 +9,6 @@ import click
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from sqlalchemy import Engine
 
-from config.database import get_engine, upgrade
 from scoring.explanations import (
     explain,
     explain_since,
@@ -17,19 +16,13 @@ from scoring.explanations import (
     summary_document,
 )
 from scoring.publish import PublishedScore, latest_published_as_of, list_scores
-from web.cli import CliError, echo_json, settings_from
+from web.cli import CliError, echo_json, migrated_engine, settings_from
 from web.commands.params import DATE
 
 
 @click.group()
 def scores() -> None:
     """Recompute, list, show and explain scores."""
-
-
-def _engine(ctx: click.Context) -> Engine:
-    engine = get_engine(settings_from(ctx))
-    upgrade(engine)
-    return engine
 
 
 @scores.command("recompute")
@@ -79,7 +72,7 @@ def recompute_command(ctx: click.Context, as_of: date, as_json: bool) -> None:
 @click.pass_context
 def list_command(ctx: click.Context, as_of: date | None, limit: int, as_json: bool) -> None:
     """Published scores of one as-of date, by user id."""
-    engine = _engine(ctx)
+    engine = migrated_engine(ctx)
     day = as_of or latest_published_as_of(engine)
     rows = list_scores(engine, as_of=day, limit=limit) if day else []
     if as_json:
@@ -101,7 +94,7 @@ def list_command(ctx: click.Context, as_of: date | None, limit: int, as_json: bo
 @click.pass_context
 def show_command(ctx: click.Context, user_id: str, as_of: date | None, as_json: bool) -> None:
     """One user's published score, its band, dimensions and reasons."""
-    score = _published(_engine(ctx), user_id, as_of)
+    score = _published(migrated_engine(ctx), user_id, as_of)
     if as_json:
         echo_json(summary_document(score))
         return
@@ -121,7 +114,7 @@ def show_command(ctx: click.Context, user_id: str, as_of: date | None, as_json: 
 def explain_command(ctx: click.Context, user_id: str, as_of: date | None, since: date | None,
                     as_json: bool) -> None:
     """Points per feature and dimension, reasons, tips and (with --since) the change."""
-    engine = _engine(ctx)
+    engine = migrated_engine(ctx)
     score = _published(engine, user_id, as_of)
     change = None
     if since is not None:
