@@ -121,7 +121,7 @@ def authenticate() -> PartnerInfo:
         partner = _partner(parts.partner)
         if partner is None or partner.disabled:
             raise SignatureRefused("unknown or disabled partner")
-        verify(partner.public_key(), parts, method=request.method, target=request_target(),
+        verify(partner.raw_public_key(), parts, method=request.method, target=request_target(),
                body=request.get_data(cache=True))
     except SignatureRefused as refused:
         refuse(refused.reason)

@@ -72,6 +72,10 @@ class PartnerInfo:
     def public_key(self) -> Ed25519PublicKey:
         return _parse_public_key(self.public_key_pem)
 
+    def raw_public_key(self) -> bytes:
+        """The key's 32 raw bytes (what :func:`web.signing.verify` checks against), parsed once per key."""
+        return _raw_public_key(self.public_key_pem)
+
     def as_dict(self) -> dict[str, Any]:
         return {"name": self.name, "role": self.role, "disabled": self.disabled,
                 "rate_limit": self.rate_limit, "pass_thresholds": self.pass_thresholds,
@@ -101,6 +105,11 @@ def _parse_public_key(pem: str) -> Ed25519PublicKey:
     if not isinstance(key, Ed25519PublicKey):
         raise PartnerError("the public key is not an Ed25519 key")
     return key
+
+
+@lru_cache(maxsize=256)
+def _raw_public_key(pem: str) -> bytes:
+    return _parse_public_key(pem).public_bytes_raw()
 
 
 def check_public_key(pem: str) -> str:

@@ -75,6 +75,26 @@ def test_a_signature_verifies_only_for_what_was_signed(method: str, target: str,
         verify(_KEY.public_key(), parts, method=method, target=target + "x", body=body)
 
 
+def test_a_key_given_as_raw_bytes_verifies_what_the_key_does() -> None:
+    headers = sign_request(_KEY, partner="p1", method="GET", target="/v1/scores/x?purpose=p")
+    parts = parse_headers(headers)
+    raw = _KEY.public_key().public_bytes_raw()
+    verify(raw, parts, method="GET", target="/v1/scores/x?purpose=p", body=b"")
+    with pytest.raises(SignatureRefused):
+        verify(raw, parts, method="GET", target="/v1/scores/y?purpose=p", body=b"")
+    with pytest.raises(SignatureRefused):
+        verify(Ed25519PrivateKey.generate().public_key(), parts, method="GET",
+               target="/v1/scores/x?purpose=p", body=b"")
+
+
+def test_a_small_order_key_and_its_trivial_signature_are_refused() -> None:
+    identity = bytes([1]) + bytes(31)  # the neutral point: "verifies" anything under lax checks
+    parts = SignedParts(partner="p1", timestamp=int(time.time()), nonce="nonce-123",
+                        signature=identity + bytes(32))
+    with pytest.raises(SignatureRefused):
+        verify(identity, parts, method="GET", target="/v1/x", body=b"")
+
+
 def test_a_signed_request_is_answered(acme: SignedPartner, scored: str) -> None:
     assert acme.score(scored).status_code == 200
 
