@@ -4,9 +4,9 @@
    the app (``web.app:create_app()``) under gunicorn, 2 workers on loopback,
    against a bare Flask app under the same gunicorn settings whose one endpoint
    reads the same stored score row (``scoring.publish.current_score``) from the
-   same database and returns it as JSON. Workers are gthread with 4 threads each
-   by default (``--worker sync`` for sync workers); the load starts 3 s after a
-   server answers, so every worker has booted. Load: wrk (Debian's ``wrk``) with
+   same database and returns it as JSON. Workers are sync by default, as
+   ``altcredit serve`` runs them (``--worker gthread`` for 4 threads each); the
+   load starts 3 s after a server answers, so every worker has booted. Load: wrk (Debian's ``wrk``) with
    a Lua script replaying pre-signed requests (a fresh nonce each, so none is
    refused as a replay), 2 threads, 16 connections. Both servers run at once and
    are loaded in alternating rounds (``--rounds``), so that load from elsewhere
@@ -16,7 +16,7 @@
 2. Events: ``POST /v1/events`` with signed 1,000-event batches from 4 Python
    threads: events per second and p99 per batch (aim: 20,000 events/s).
 
-Run: ``.venv/bin/python benchmarks/api.py [--small] [--seconds S] [--rounds R] [--worker gthread|sync]
+Run: ``.venv/bin/python benchmarks/api.py [--small] [--seconds S] [--rounds R] [--worker sync|gthread]
 [--postgres URL|none]``.
 """
 
@@ -307,8 +307,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="alternating rounds the seconds are split into "
                         "(default 10, --small 2)")
     parser.add_argument("--users", type=int, help="users with a score and a consent (default 2000)")
-    parser.add_argument("--worker", choices=["gthread", "sync"], default="gthread",
-                        help="gunicorn worker class of both servers (gthread: 4 threads each)")
+    parser.add_argument("--worker", choices=["sync", "gthread"], default="sync",
+                        help="gunicorn worker class of both servers (sync, as `altcredit serve` runs; "
+                        "gthread: 4 threads each)")
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
                         help="admin URL of a PostgreSQL server, or 'none'")
     args = parser.parse_args()

@@ -14,6 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from config.database import expected_heads
+from config.settings import Settings
 from web.cli import COMMANDS
 
 ALTCREDIT = [sys.executable, "-m", "web.cli"]
@@ -125,3 +126,12 @@ def _wait_for(url: str, server: subprocess.Popen[str], attempts: int = 200) -> h
         except httpx.TransportError:
             time.sleep(0.1)
     pytest.fail(f"no answer from {url}")
+
+
+def test_serve_runs_sync_workers(settings: Settings) -> None:
+    """The worker class the lookup benchmark measures by default (benchmarks/api.py)."""
+    from web.commands.serve import _Gunicorn
+
+    server = _Gunicorn(settings, bind="127.0.0.1:0", workers=2)
+    assert server.cfg.worker_class_str == "sync"
+    assert server.cfg.workers == 2
