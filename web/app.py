@@ -92,11 +92,11 @@ def _install_request_ids(app: APIFlask) -> None:
     def _echo_request_id(response: Response) -> Response:
         request_id = g.get("request_id") or uuid.uuid4().hex
         response.headers[REQUEST_ID_HEADER] = request_id
-        started = g.get("started")
-        elapsed_ms = round((time.perf_counter() - started) * 1000, 2) if started else None
-        logger.info(
-            "%s %s %s", request.method, request.path, response.status_code,
-            extra={"method": request.method, "path": request.path,
-                   "status": response.status_code, "duration_ms": elapsed_ms},
-        )
+        if logger.isEnabledFor(logging.INFO):  # the access line is built only when it is written
+            started = g.get("started")
+            elapsed_ms = round((time.perf_counter() - started) * 1000, 2) if started else None
+            method, path = request.method, request.path
+            logger.info("%s %s %s", method, path, response.status_code,
+                        extra={"method": method, "path": path, "status": response.status_code,
+                               "duration_ms": elapsed_ms})
         return response

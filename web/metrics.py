@@ -44,6 +44,13 @@ class AppMetrics:
                                  buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
         self.scores_served = Counter("altcredit_scores_served_total", "Scores disclosed to partners.",
                                      ["scope"], registry=self.registry)
+        # (method, endpoint, status) -> its request counter and latency histogram, looked up once
+        self.by_request: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+    def instruments(self, method: str, endpoint: str, status: int) -> tuple[Counter, Histogram]:
+        """The labelled request counter and latency histogram of one kind of request."""
+        return (self.requests.labels(method, endpoint, str(status)),
+                self.latency.labels(method, endpoint))
 
 
 class LedgerCollector(Collector):
@@ -85,11 +92,15 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _observe(response: Response) -> Response:
-        endpoint = request.url_rule.rule if request.url_rule else "unmatched"
-        metrics.requests.labels(request.method, endpoint, str(response.status_code)).inc()
+        rule = request.url_rule
+        key = (request.method, rule.rule if rule else "unmatched", response.status_code)
+        instruments = metrics.by_request.get(key)
+        if instruments is None:
+            instruments = metrics.by_request[key] = metrics.instruments(*key)
+        instruments[0].inc()
         started = g.get("metrics_started")
         if started is not None:
-            metrics.latency.labels(request.method, endpoint).observe(time.perf_counter() - started)
+            instruments[1].observe(time.perf_counter() - started)
         return response
 
     app.register_blueprint(bp)
