@@ -4,9 +4,11 @@
    the app (``web.app:create_app()``) under gunicorn, 2 workers on loopback,
    against a bare Flask app under the same gunicorn settings whose one endpoint
    reads the same stored score row (``scoring.publish.current_score``) from the
-   same database and returns it as JSON. Workers are sync by default, as
-   ``altcredit serve`` runs them (``--worker gthread`` for 4 threads each); the
-   load starts 3 s after a server answers, so every worker has booted. Load: wrk (Debian's ``wrk``) with
+   same database and returns it as JSON. Workers are of the class
+   ``altcredit serve`` runs for that database by default (sync on SQLite,
+   gthread with 4 threads on PostgreSQL: ``web.commands.serve.worker_options``),
+   or ``--worker sync|gthread`` for both; the load starts 3 s after a server
+   answers, so every worker has booted. Load: wrk (Debian's ``wrk``) with
    a Lua script replaying pre-signed requests (a fresh nonce each, so none is
    refused as a replay), 2 threads, 16 connections. Both servers run at once and
    are loaded in alternating rounds (``--rounds``), so that load from elsewhere
@@ -16,7 +18,7 @@
 2. Events: ``POST /v1/events`` with signed 1,000-event batches from 4 Python
    threads: events per second and p99 per batch (aim: 20,000 events/s).
 
-Run: ``.venv/bin/python benchmarks/api.py [--small] [--seconds S] [--rounds R] [--worker sync|gthread]
+Run: ``.venv/bin/python benchmarks/api.py [--small] [--seconds S] [--rounds R] [--worker auto|sync|gthread]
 [--postgres URL|none]``.
 """
 
@@ -50,6 +52,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey 
 from config.database import dispose_engines, get_engine, upgrade  # noqa: E402
 from config.settings import load_settings  # noqa: E402
 from scoring.publish import ScoreRecord, current_score, publish_scores  # noqa: E402
+from web.commands.serve import worker_options  # noqa: E402
 from web.consent import grant_consent  # noqa: E402
 from web.partners import create_partner  # noqa: E402
 from web.signing import sign_request  # noqa: E402
@@ -196,6 +199,13 @@ def gunicorn(app: str, port: int, worker: str) -> list[str]:
             "--chdir", str(ROOT), "--log-level", "warning", app]
 
 
+def worker_class(worker: str, database_url: str) -> str:
+    """``auto``: the class ``altcredit serve`` runs for this database."""
+    if worker != "auto":
+        return worker
+    return str(worker_options(database_url)["worker_class"])
+
+
 def lookups(env: dict[str, str], users: int, seconds: int, workdir: Path, worker: str,
             rounds: int) -> dict[str, Any]:
     """Both servers up at once, loaded in alternating rounds (who goes first alternates too).
@@ -307,11 +317,12 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, help="alternating rounds the seconds are split into "
                         "(default 10, --small 2)")
     parser.add_argument("--users", type=int, help="users with a score and a consent (default 2000)")
-    parser.add_argument("--worker", choices=["sync", "gthread"], default="sync",
-                        help="gunicorn worker class of both servers (sync, as `altcredit serve` runs; "
-                        "gthread: 4 threads each)")
+    parser.add_argument("--worker", choices=["auto", "sync", "gthread"], default="auto",
+                        help="gunicorn worker class of both servers (auto: what `altcredit serve` runs "
+                        "for the database, sync on SQLite, gthread on PostgreSQL; gthread: 4 threads each)")
     parser.add_argument("--postgres", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
                         help="admin URL of a PostgreSQL server, or 'none'")
+    parser.add_argument("--sqlite", choices=["yes", "no"], default="yes", help="run the SQLite half")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("benchmarks/api.py needs wrk (apt-get install -y wrk)")
@@ -319,12 +330,12 @@ def main() -> None:
     rounds = args.rounds or (2 if args.small else 10)
     users = args.users or (300 if args.small else 2000)
     print(f"load: wrk -t2 -c16, {seconds} s per server in {rounds} alternating rounds, pre-signed requests; "
-          f"gunicorn 2 {args.worker} "
-          f"workers for both servers; {users} users")
+          f"gunicorn 2 workers ({args.worker}) for both servers; {users} users")
     backends: list[tuple[str, str, Any]] = []
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp)
-        backends.append(("SQLite", f"sqlite:///{workdir / 'bench.db'}", None))
+        if args.sqlite == "yes":
+            backends.append(("SQLite", f"sqlite:///{workdir / 'bench.db'}", None))
         if args.postgres != "none":
             created = postgres_database(args.postgres)
             if created:
@@ -334,7 +345,8 @@ def main() -> None:
                    "ALTCREDIT_HOME": str(workdir / name), "ALTCREDIT_DATABASE_URL": url,
                    "ALTCREDIT_LOG_LEVEL": "WARNING", "ALTCREDIT_SERVE_HOST": "127.0.0.1"}
             try:
-                report(name, lookups(env, users, seconds, workdir, args.worker, rounds))
+                worker = worker_class(args.worker, url)
+                report(f"{name} ({worker} workers)", lookups(env, users, seconds, workdir, worker, rounds))
             finally:
                 if cleanup:
                     cleanup()

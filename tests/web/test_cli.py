@@ -128,10 +128,12 @@ def _wait_for(url: str, server: subprocess.Popen[str], attempts: int = 200) -> h
     pytest.fail(f"no answer from {url}")
 
 
-def test_serve_runs_sync_workers(settings: Settings) -> None:
-    """The worker class the lookup benchmark measures by default (benchmarks/api.py)."""
+def test_serve_runs_sync_workers_on_sqlite_and_threads_on_postgresql(settings: Settings) -> None:
+    """The worker classes the lookup benchmark measures by default (benchmarks/api.py)."""
     from web.commands.serve import _Gunicorn
 
     server = _Gunicorn(settings, bind="127.0.0.1:0", workers=2)
-    assert server.cfg.worker_class_str == "sync"
-    assert server.cfg.workers == 2
+    assert (server.cfg.worker_class_str, server.cfg.workers) == ("sync", 2)
+    postgres = settings.model_copy(update={"database_url": "postgresql+psycopg://u@127.0.0.1:1/db"})
+    server = _Gunicorn(postgres, bind="127.0.0.1:0", workers=2)
+    assert (server.cfg.worker_class_str, server.cfg.threads) == ("gthread", 4)

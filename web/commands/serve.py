@@ -77,23 +77,31 @@ def _gunicorn_base() -> Any:
     return BaseApplication
 
 
-class _Gunicorn(_gunicorn_base()):  # type: ignore[misc]
-    """Gunicorn run in-process; each worker builds its own app (and its own database pool).
+def worker_options(database_url: str) -> dict[str, Any]:
+    """Gunicorn's worker class for the app's database (``benchmarks/api.py`` runs the same).
 
-    Sync workers, one request at a time each (gunicorn's default, stated so
-    it stays): measured under the same load, a signed lookup cost the server
-    about 1.05 ms of CPU in a sync worker and about 1.5 ms in a gthread worker
-    of 4 threads (its threads contend for the GIL and the SQLite write lock),
-    while a bare endpoint cost the same in either. ``benchmarks/api.py`` runs
-    this class by default.
+    SQLite: sync workers, one request at a time each. Its work is all CPU in
+    the worker, and writers queue on one lock: a signed lookup cost the server
+    about 1.05 ms of CPU in a sync worker against about 1.5 ms in a gthread
+    worker of 4 threads (threads contend for the GIL and the write lock),
+    while a bare endpoint cost the same in either. PostgreSQL: gthread workers
+    of 4 threads, which wait on the database's round trips in parallel (a sync
+    worker idles through each); within the pool's 10 connections.
     """
+    if database_url.startswith("sqlite"):
+        return {"worker_class": "sync"}
+    return {"worker_class": "gthread", "threads": 4}
+
+
+class _Gunicorn(_gunicorn_base()):  # type: ignore[misc]
+    """Gunicorn run in-process; each worker builds its own app (and its own database pool)."""
 
     def __init__(self, settings: Settings, *, bind: str, workers: int) -> None:
         self.settings = settings
         self.options = {
             "bind": bind,
             "workers": workers,
-            "worker_class": "sync",
+            **worker_options(settings.resolved_database_url),
             "timeout": settings.serve_timeout,
             "accesslog": None,
             "errorlog": "-",
