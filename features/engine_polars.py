@@ -6,10 +6,10 @@ Float64 column per feature. The events are first cut into parts
 (:mod:`features.event_parts`): each kind's rows before D with just the columns
 its aggregates read, and a spine of every row. Then one grouped pass per set of
 kinds over just those rows, every aggregate of the pass a conditional aggregate
-(``when(cond).then(value).sum()`` ...) in one ``group_by`` on the users' integer
-key (streaming unless a floating-point reduction needs a fixed order, see
-:func:`_engine_for`); distinct counts and latest values apart (a set or an order
-per user would take the whole pass off the streaming engine); one pass over the
+(``value.filter(cond).sum()`` ...) in one streaming ``group_by`` on the users'
+integer key (floating-point sums apart, in a fixed order: see :func:`grouped`);
+distinct counts of strings and latest values apart (a set or an order per user
+would take the whole pass off the streaming engine); one pass over the
 spine for the aggregates that read every kind and for each user's name; one
 pass over the contact graph; and the features as column expressions over the
 aggregates, joined on the key.
@@ -58,7 +58,6 @@ ROW = "_row"
 CONTACT_KEY = "_contact_key"
 CONTACT_NAME = "_contact_name"
 STREAMING = "streaming"
-ORDER_SENSITIVE = frozenset({"sum", "mean", "std"})
 BIT_WORDS = 4
 
 
@@ -127,10 +126,13 @@ def features_of_parts(parts: EventParts, plan: Plan) -> pl.DataFrame:
 
 
 class _Aligner:
-    """Sets results beside the user frame, row for row by key (missing: null): each result
-    row's position found by a binary search in the keys sorted once (the needles sorted
-    too, so the searches walk memory in order), its values scattered there. A join would
-    copy every column gathered so far, or sort to keep the frame's order."""
+    """Sets results beside the user frame, row for row by key (missing: null). Each result
+    row's position is found by a binary search in the keys sorted once (the needles sorted
+    too, so the searches walk memory in order); inverted, that gives for every user the row
+    of the result that is theirs (or a row of nulls put after the others: a gather whose
+    indices may be null costs Polars four times as much), and one gather per column lines
+    the result up. A join would copy every column gathered so far, or sort to keep the
+    frame's order."""
 
     def __init__(self, keys: pl.Series) -> None:
         self.keys = keys
@@ -144,12 +146,11 @@ class _Aligner:
             return frame.hstack(aligned.drop(KEY).get_columns())
         needles = result.get_column(KEY).to_numpy()
         by_key = np.argsort(needles)
-        positions = np.empty_like(by_key)
-        positions[by_key] = self.order[np.searchsorted(self.sorted, needles[by_key])]
-        where = pl.Series(positions)
-        return frame.hstack([pl.repeat(None, frame.height, dtype=column.dtype, eager=True)
-                             .alias(column.name).scatter(where, column)
-                             for column in result.drop(KEY).get_columns()])
+        values = result.drop(KEY)
+        rows = np.full(frame.height, values.height, dtype=np.uint32)  # no row: the null row
+        rows[self.order[np.searchsorted(self.sorted, needles[by_key])]] = by_key
+        with_null_row = pl.concat([values, values.clear(1)], rechunk=True)
+        return frame.hstack(with_null_row.select(pl.all().gather(rows)).get_columns())
 
 
 def _users(parts: EventParts, plan: Plan) -> pl.DataFrame:
@@ -190,67 +191,152 @@ def pass_frames(rows: pl.LazyFrame, aggregates: Sequence[Aggregate], kinds: Sequ
 def grouped(rows: pl.LazyFrame, aggregates: Sequence[Aggregate], kinds: Sequence[str],
             as_of: date, *, extra: Sequence[pl.Expr] = (), before: bool = False,
             ) -> tuple[pl.DataFrame, list[Aggregate]]:
-    """One streaming ``group_by(KEY)`` with every aggregate that reduces row by row (and
-    ``extra``); distinct counts of small-range codes go in as bit sets. Returns the frame
-    and the aggregates left for apart (distinct strings, latest values)."""
-    exprs = list(extra)
+    """One ``group_by(KEY)`` with every aggregate that reduces row by row (and ``extra``);
+    distinct counts of small-range codes go in as bit sets. Returns the frame and the
+    aggregates left for apart (distinct strings, latest values).
+
+    The aggregates run on the streaming engine written as ``value.filter(cond).sum()``:
+    its group-by reduces a filtered column in one pass over the rows, where a
+    ``when(cond).then(value)`` column costs it several times as much (and the in-memory
+    engine pays per user and aggregate). Streaming hands rows to threads as they come,
+    so only reductions whose result cannot depend on the order of the rows go there:
+    counts, minima, maxima, bit sets, and sums of integers and decimals (exact; a mean
+    is such a sum over a count). A sum or mean of floating-point values, or a standard
+    deviation, would differ in its last bits from one run to the next: those run apart
+    on the in-memory engine, which combines partial results in a fixed order.
+    """
+    value_types = _value_types(rows, aggregates, as_of)
+    ranges = _code_ranges(rows, [a for a in aggregates if a.op == "distinct"], kinds, as_of,
+                          before=before)
+    streamed: list[pl.Expr] = list(extra)
+    ordered: list[pl.Expr] = []
+    finish: list[pl.Expr] = []
     rest: list[Aggregate] = []
-    words: dict[str, list[str]] = {}
     for aggregate in aggregates:
-        if aggregate.op == "distinct":
-            bits = distinct_bits(rows, aggregate, kinds, as_of, before=before)
-            if bits is None:
-                rest.append(aggregate)
-            else:
-                words[aggregate.key] = [expr.meta.output_name() for expr in bits]
-                exprs += bits
-        elif aggregate.op == "latest":
+        if aggregate.op == "latest" or (aggregate.op == "distinct" and aggregate.key not in ranges):
             rest.append(aggregate)
+        elif aggregate.op == "distinct":
+            words, count = distinct_bits(aggregate, kinds, as_of, ranges[aggregate.key], rows,
+                                         before=before)
+            streamed += words
+            finish.append(count)
+        elif _order_sensitive(aggregate, value_types.get(aggregate.key)):
+            ordered.append(aggregate_expr(aggregate, kinds, as_of, before=before).alias(aggregate.key))
         else:
-            exprs.append(aggregate_expr(aggregate, kinds, as_of, before=before).alias(aggregate.key))
-    frame = rows.group_by(KEY).agg(exprs).collect(engine=_engine_for(aggregates)) if exprs else \
-        rows.select(KEY).unique().collect()
-    counted = [pl.sum_horizontal(pl.col(name).bitwise_count_ones() for name in names).alias(key)
-               for key, names in words.items()]
-    dropped = [name for names in words.values() for name in names]
-    return frame.with_columns(counted).drop(dropped), rest
+            reductions, finished = streamed_expr(aggregate, kinds, as_of, before=before)
+            streamed += reductions
+            finish += [] if finished is None else [finished]
+    if not streamed and not ordered:
+        return rows.select(KEY).unique().collect(), rest
+    frames = [rows.group_by(KEY).agg(exprs).collect(engine=engine)  # type: ignore[call-overload]
+              for exprs, engine in ((streamed, STREAMING), (ordered, "in-memory")) if exprs]
+    frame = frames[0] if len(frames) == 1 else frames[0].join(frames[1], on=KEY, how="left")
+    names = [KEY, *(expr.meta.output_name() for expr in extra),
+             *(a.key for a in aggregates if a not in rest)]
+    return frame.with_columns(finish).select(names), rest
 
 
+def _value_types(rows: pl.LazyFrame, aggregates: Sequence[Aggregate],
+                 as_of: date) -> dict[str, pl.DataType]:
+    """The type of each summed or averaged value (from the schema: no data is read)."""
+    summed = [a for a in aggregates if a.op in ("sum", "mean") and a.value is not None]
+    if not summed:
+        return {}
+    day = day_number(as_of)
+    values = [value_expr(a.value, as_of_day=day, as_float=False).alias(a.key)  # type: ignore[arg-type]
+              for a in summed]
+    return dict(rows.select(values).collect_schema().items())
 
-def _engine_for(aggregates: Sequence[Aggregate]) -> str:
-    """The streaming engine hands rows to threads as they come, so a floating-point sum
-    (or mean, or std) would add a user's values in an order that changes from run to run,
-    and a rebuilt snapshot would differ in its last bits. Passes with such reductions run
-    on the in-memory engine, whose partial sums are combined in a fixed order."""
-    return "in-memory" if any(a.op in ORDER_SENSITIVE for a in aggregates) else STREAMING
+
+def _order_sensitive(aggregate: Aggregate, value_type: pl.DataType | None) -> bool:
+    """Whether the result could depend on the order rows are reduced in (see :func:`grouped`)."""
+    if aggregate.op == "std":
+        return True
+    return aggregate.op in ("sum", "mean") and value_type is not None and value_type.is_float()
 
 
-def distinct_bits(rows: pl.LazyFrame, aggregate: Aggregate, kinds: Sequence[str], as_of: date,
-                  *, before: bool = False) -> list[pl.Expr] | None:
-    """A distinct count as up to ``BIT_WORDS`` 64-bit sets OR-ed per user, when the values
-    are integer codes (enums, booleans, integers, dates) spanning at most 64 * BIT_WORDS:
-    a reduction the streaming group-by does row by row, instead of a set per user.
-    None when they are not (the count is then made apart, by :func:`distinct_frame`)."""
+def streamed_expr(aggregate: Aggregate, pass_kinds: Sequence[str], as_of: date, *,
+                  before: bool = False) -> tuple[list[pl.Expr], pl.Expr | None]:
+    """One aggregate as reductions for the streaming group-by, and the expression that
+    finishes it from their results (None when the one reduction is the aggregate)."""
+    cond = _row_condition(aggregate, pass_kinds, before=before)
+    key, op = aggregate.key, aggregate.op
+
+    def kept(expr: pl.Expr) -> pl.Expr:
+        return expr if cond is None else expr.filter(cond)
+
+    if op == "count":
+        return [pl.len().alias(key) if cond is None else kept(pl.col(KEY)).len().alias(key)], None
+    if op in ("min_age", "max_age"):
+        age = kept(pl.col(AGE))
+        return [(age.min() if op == "min_age" else age.max()).alias(key)], None
+    assert aggregate.value is not None
+    value = kept(value_expr(aggregate.value, as_of_day=day_number(as_of), as_float=False))
+    if op == "mean":
+        total, count = f"{key}_sum", f"{key}_n"
+        return ([value.sum().alias(total), value.count().alias(count)],
+                pl.when(pl.col(count) > 0)
+                .then(pl.col(total).cast(pl.Float64) / pl.col(count)).alias(key))
+    return [getattr(value, op)().alias(key)], None  # sum, min, max
+
+
+def _code_ranges(rows: pl.LazyFrame, aggregates: Sequence[Aggregate], kinds: Sequence[str],
+                 as_of: date, *, before: bool = False) -> dict[str, tuple[int, int]]:
+    """For each distinct count whose values are integer codes (enums, booleans, integers,
+    dates) spanning at most ``64 * BIT_WORDS`` values: the lowest and highest code, all
+    read in one query. The others are counted apart (:func:`distinct_frame`)."""
+    codes: dict[str, pl.Expr] = {}
+    for aggregate in aggregates:
+        code = _code(aggregate, as_of, rows)
+        if code is not None:
+            cond = _row_condition(aggregate, kinds, before=before)
+            codes[aggregate.key] = code if cond is None else code.filter(cond)
+    if not codes:
+        return {}
+    bounds = [bound for key, code in codes.items()
+              for bound in (code.min().alias(f"{key}_low"), code.max().alias(f"{key}_high"))]
+    found = rows.select(bounds).collect().row(0, named=True)
+    ranges = {}
+    for key in codes:
+        low, high = found[f"{key}_low"], found[f"{key}_high"]
+        if low is None:
+            ranges[key] = (0, 0)
+        elif high - low < 64 * BIT_WORDS:
+            ranges[key] = (low, high)
+    return ranges
+
+
+def _code(aggregate: Aggregate, as_of: date, rows: pl.LazyFrame) -> pl.Expr | None:
+    """The aggregate's values as Int64 codes; None when they are not integer codes."""
     assert aggregate.value is not None
     value = value_expr(aggregate.value, as_of_day=day_number(as_of), as_float=False)
     dtype = rows.select(value).collect_schema().dtypes()[0]
     if isinstance(dtype, pl.Enum | pl.Categorical):
-        code = value.to_physical().cast(pl.Int64)
-    elif dtype.is_integer() or dtype in (pl.Boolean, pl.Date):
-        code = value.cast(pl.Int64)
-    else:
-        return None
+        return value.to_physical().cast(pl.Int64)
+    if dtype.is_integer() or dtype in (pl.Boolean, pl.Date):
+        return value.cast(pl.Int64)
+    return None
+
+
+def distinct_bits(aggregate: Aggregate, kinds: Sequence[str], as_of: date,
+                  span: tuple[int, int], rows: pl.LazyFrame, *, before: bool = False,
+                  ) -> tuple[list[pl.Expr], pl.Expr]:
+    """A distinct count of the codes in ``span`` as up to ``BIT_WORDS`` 64-bit sets OR-ed
+    per user (a reduction the streaming group-by does row by row, instead of a set per
+    user), and the expression that counts their bits."""
+    low, high = span
+    code = _code(aggregate, as_of, rows)
+    assert code is not None
     cond = _row_condition(aggregate, kinds, before=before)
-    keep = code.is_not_null() if cond is None else cond & code.is_not_null()
-    low, high = rows.filter(keep).select(code.min(), code.max().alias("_high")).collect().row(0)
-    if low is None:
-        return [pl.lit(None, pl.UInt64).alias(f"{aggregate.key}_w0").first()]
-    if high - low >= 64 * BIT_WORDS:
-        return None
     offset = code - low
     bit = pl.lit(2, pl.UInt64).pow((offset % 64).cast(pl.UInt64))
-    return [pl.when(keep & (offset // 64 == word)).then(bit).bitwise_or().alias(f"{aggregate.key}_w{word}")
-            for word in range((high - low) // 64 + 1)]
+    names = [f"{aggregate.key}_w{word}" for word in range((high - low) // 64 + 1)]
+    words = []
+    for word, name in enumerate(names):
+        keep = code.is_not_null() & (offset // 64 == word)
+        words.append(bit.filter(keep if cond is None else cond & keep).bitwise_or().alias(name))
+    count = pl.sum_horizontal(pl.col(name).bitwise_count_ones().fill_null(0) for name in names)
+    return words, count.cast(pl.UInt32).alias(aggregate.key)
 
 
 def distinct_frame(rows: pl.LazyFrame, aggregate: Aggregate, kinds: Sequence[str],
@@ -307,7 +393,8 @@ def value_expr(value: Value, *, as_of_day: int, as_float: bool) -> pl.Expr:
             dict(value.mapping), default=None, return_dtype=pl.Float64)
     if value.transform == "age_days":
         # Days from the date to D: D's day number minus the date's (days since 1970-01-01).
-        return (pl.lit(as_of_day, pl.Int64) - column.cast(pl.Int32).cast(pl.Int64)).cast(pl.Float64)
+        days = pl.lit(as_of_day, pl.Int64) - column.cast(pl.Int32).cast(pl.Int64)
+        return days.cast(pl.Float64) if as_float else days
     return column.cast(pl.Float64) if as_float else column
 
 

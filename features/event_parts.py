@@ -2,7 +2,7 @@
 
 Why: a feature pass reads the rows of one or two kinds and a handful of their
 columns, so the Polars engine keeps, for each kind, only that kind's rows before
-the as-of date D with only the columns its aggregates read (money as Float64,
+the as-of date D with only the columns its aggregates read (money as exact decimals,
 categories as Enums), and for all rows together only what every user needs to
 get a row (the *spine*: each row's user, its time, and what the plan's
 all-kinds aggregates read). Most of an event's columns are null for most kinds;
@@ -167,8 +167,8 @@ class EventParts:
 
     def _shape(self, events: pl.DataFrame, first: list[str], columns: frozenset[str],
                mask: pl.Series | None = None) -> pl.DataFrame:
-        """``first``, then ``columns`` (money as Float64, categories as Enums, derived ones
-        computed), of the rows in ``mask``: only the columns kept are ever copied."""
+        """``first``, then ``columns`` (money as exact decimals, categories as Enums,
+        derived ones computed), of the rows in ``mask``: only the columns kept are copied."""
         derived = {name: expr for name, expr in derived_columns().items() if name in columns}
         stored = sorted(name for name in columns
                         if name in events.columns and name not in first and name not in derived)
@@ -179,9 +179,7 @@ class EventParts:
         casts = []
         for name in stored:
             dtype = rows.schema[name]
-            if isinstance(dtype, pl.Decimal):
-                casts.append(pl.col(name).cast(pl.Float64))
-            elif name in self._categories and dtype != self._categories[name]:
+            if name in self._categories and dtype != self._categories[name]:
                 casts.append(pl.col(name).cast(self._categories[name]))
         rows = rows.with_columns(*casts, *(expr.alias(name) for name, expr in derived.items()))
         return rows.drop(helper)
