@@ -59,6 +59,9 @@ CONTACT_KEY = "_contact_key"
 CONTACT_NAME = "_contact_name"
 STREAMING = "streaming"
 BIT_WORDS = 4
+DENSE_SHARE = 0.5
+"""An aggregate whose condition keeps at least this share of its pass's rows reduces the
+whole column with the rest null, fewer the filtered rows (see :func:`grouped`)."""
 
 
 class KeyCollision(RuntimeError):
@@ -195,10 +198,14 @@ def grouped(rows: pl.LazyFrame, aggregates: Sequence[Aggregate], kinds: Sequence
     distinct counts of small-range codes go in as bit sets. Returns the frame and the
     aggregates left for apart (distinct strings, latest values).
 
-    The aggregates run on the streaming engine written as ``value.filter(cond).sum()``:
-    its group-by reduces a filtered column in one pass over the rows, where a
-    ``when(cond).then(value)`` column costs it several times as much (and the in-memory
-    engine pays per user and aggregate). Streaming hands rows to threads as they come,
+    The aggregates run on the streaming engine. Its group-by looks each row's user up
+    once for every aggregate over a filtered column (``value.filter(cond).sum()``), but
+    once for all the aggregates over whole columns (``when(cond).then(value).sum()``,
+    where the column itself costs a little per row): so an aggregate whose condition
+    keeps few rows (a 30- or 90-day window) is written the first way, and one that
+    keeps at least ``DENSE_SHARE`` of them the second (the shares are read in the same
+    query as the codes' ranges). Either way the in-memory engine would pay per user and
+    aggregate, several times as much. Streaming hands rows to threads as they come,
     so only reductions whose result cannot depend on the order of the rows go there:
     counts, minima, maxima, bit sets, and sums of integers and decimals (exact; a mean
     is such a sum over a count). A sum or mean of floating-point values, or a standard
@@ -206,8 +213,7 @@ def grouped(rows: pl.LazyFrame, aggregates: Sequence[Aggregate], kinds: Sequence
     on the in-memory engine, which combines partial results in a fixed order.
     """
     value_types = _value_types(rows, aggregates, as_of)
-    ranges = _code_ranges(rows, [a for a in aggregates if a.op == "distinct"], kinds, as_of,
-                          before=before)
+    ranges, shares = _survey(rows, aggregates, kinds, as_of, before=before)
     streamed: list[pl.Expr] = list(extra)
     ordered: list[pl.Expr] = []
     finish: list[pl.Expr] = []
@@ -217,13 +223,14 @@ def grouped(rows: pl.LazyFrame, aggregates: Sequence[Aggregate], kinds: Sequence
             rest.append(aggregate)
         elif aggregate.op == "distinct":
             words, count = distinct_bits(aggregate, kinds, as_of, ranges[aggregate.key], rows,
-                                         before=before)
+                                         before=before, dense=_dense(aggregate, shares))
             streamed += words
             finish.append(count)
         elif _order_sensitive(aggregate, value_types.get(aggregate.key)):
             ordered.append(aggregate_expr(aggregate, kinds, as_of, before=before).alias(aggregate.key))
         else:
-            reductions, finished = streamed_expr(aggregate, kinds, as_of, before=before)
+            reductions, finished = streamed_expr(aggregate, kinds, as_of, before=before,
+                                                 dense=_dense(aggregate, shares))
             streamed += reductions
             finish += [] if finished is None else [finished]
     if not streamed and not ordered:
@@ -256,17 +263,22 @@ def _order_sensitive(aggregate: Aggregate, value_type: pl.DataType | None) -> bo
 
 
 def streamed_expr(aggregate: Aggregate, pass_kinds: Sequence[str], as_of: date, *,
-                  before: bool = False) -> tuple[list[pl.Expr], pl.Expr | None]:
+                  before: bool = False, dense: bool = False) -> tuple[list[pl.Expr], pl.Expr | None]:
     """One aggregate as reductions for the streaming group-by, and the expression that
-    finishes it from their results (None when the one reduction is the aggregate)."""
+    finishes it from their results (None when the one reduction is the aggregate).
+    ``dense``: over the whole column, values outside the condition null (see :func:`grouped`)."""
     cond = _row_condition(aggregate, pass_kinds, before=before)
     key, op = aggregate.key, aggregate.op
 
     def kept(expr: pl.Expr) -> pl.Expr:
-        return expr if cond is None else expr.filter(cond)
+        if cond is None:
+            return expr
+        return pl.when(cond).then(expr) if dense else expr.filter(cond)
 
     if op == "count":
-        return [pl.len().alias(key) if cond is None else kept(pl.col(KEY)).len().alias(key)], None
+        if cond is None:
+            return [pl.len().alias(key)], None
+        return [(cond.sum() if dense else pl.col(KEY).filter(cond).len()).alias(key)], None
     if op in ("min_age", "max_age"):
         age = kept(pl.col(AGE))
         return [(age.min() if op == "min_age" else age.max()).alias(key)], None
@@ -280,22 +292,32 @@ def streamed_expr(aggregate: Aggregate, pass_kinds: Sequence[str], as_of: date, 
     return [getattr(value, op)().alias(key)], None  # sum, min, max
 
 
-def _code_ranges(rows: pl.LazyFrame, aggregates: Sequence[Aggregate], kinds: Sequence[str],
-                 as_of: date, *, before: bool = False) -> dict[str, tuple[int, int]]:
-    """For each distinct count whose values are integer codes (enums, booleans, integers,
-    dates) spanning at most ``64 * BIT_WORDS`` values: the lowest and highest code, all
-    read in one query. The others are counted apart (:func:`distinct_frame`)."""
-    codes: dict[str, pl.Expr] = {}
+def _dense(aggregate: Aggregate, shares: dict[str, float]) -> bool:
+    return shares.get(aggregate.key, 0.0) >= DENSE_SHARE
+
+
+def _survey(rows: pl.LazyFrame, aggregates: Sequence[Aggregate], kinds: Sequence[str],
+            as_of: date, *, before: bool = False,
+            ) -> tuple[dict[str, tuple[int, int]], dict[str, float]]:
+    """Two facts about a pass's rows, read in one query. For each distinct count whose
+    values are integer codes (enums, booleans, integers, dates) spanning at most
+    ``64 * BIT_WORDS`` values, the lowest and highest code (the others are counted apart,
+    by :func:`distinct_frame`); and for each aggregate with a condition, the share of
+    the rows it keeps."""
+    reads: dict[str, pl.Expr] = {}
+    codes = []
     for aggregate in aggregates:
-        code = _code(aggregate, as_of, rows)
+        cond = _row_condition(aggregate, kinds, before=before)
+        if cond is not None:
+            reads[f"{aggregate.key}_share"] = cond.fill_null(False).mean()
+        code = _code(aggregate, as_of, rows) if aggregate.op == "distinct" else None
         if code is not None:
-            cond = _row_condition(aggregate, kinds, before=before)
-            codes[aggregate.key] = code if cond is None else code.filter(cond)
-    if not codes:
-        return {}
-    bounds = [bound for key, code in codes.items()
-              for bound in (code.min().alias(f"{key}_low"), code.max().alias(f"{key}_high"))]
-    found = rows.select(bounds).collect().row(0, named=True)
+            code = code if cond is None else code.filter(cond)
+            reads[f"{aggregate.key}_low"], reads[f"{aggregate.key}_high"] = code.min(), code.max()
+            codes.append(aggregate.key)
+    if not reads:
+        return {}, {}
+    found = rows.select(expr.alias(name) for name, expr in reads.items()).collect().row(0, named=True)
     ranges = {}
     for key in codes:
         low, high = found[f"{key}_low"], found[f"{key}_high"]
@@ -303,7 +325,9 @@ def _code_ranges(rows: pl.LazyFrame, aggregates: Sequence[Aggregate], kinds: Seq
             ranges[key] = (0, 0)
         elif high - low < 64 * BIT_WORDS:
             ranges[key] = (low, high)
-    return ranges
+    shares = {name.removesuffix("_share"): value or 0.0 for name, value in found.items()
+              if name.endswith("_share")}
+    return ranges, shares
 
 
 def _code(aggregate: Aggregate, as_of: date, rows: pl.LazyFrame) -> pl.Expr | None:
@@ -320,7 +344,7 @@ def _code(aggregate: Aggregate, as_of: date, rows: pl.LazyFrame) -> pl.Expr | No
 
 def distinct_bits(aggregate: Aggregate, kinds: Sequence[str], as_of: date,
                   span: tuple[int, int], rows: pl.LazyFrame, *, before: bool = False,
-                  ) -> tuple[list[pl.Expr], pl.Expr]:
+                  dense: bool = False) -> tuple[list[pl.Expr], pl.Expr]:
     """A distinct count of the codes in ``span`` as up to ``BIT_WORDS`` 64-bit sets OR-ed
     per user (a reduction the streaming group-by does row by row, instead of a set per
     user), and the expression that counts their bits."""
@@ -334,7 +358,8 @@ def distinct_bits(aggregate: Aggregate, kinds: Sequence[str], as_of: date,
     words = []
     for word, name in enumerate(names):
         keep = code.is_not_null() & (offset // 64 == word)
-        words.append(bit.filter(keep if cond is None else cond & keep).bitwise_or().alias(name))
+        keep = keep if cond is None else cond & keep
+        words.append((pl.when(keep).then(bit) if dense else bit.filter(keep)).bitwise_or().alias(name))
     count = pl.sum_horizontal(pl.col(name).bitwise_count_ones().fill_null(0) for name in names)
     return words, count.cast(pl.UInt32).alias(aggregate.key)
 
