@@ -8,9 +8,9 @@ get their own database, data home and configuration.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import time
-import uuid
 
 from apiflask import APIFlask
 from flask import Response, g, request
@@ -85,12 +85,12 @@ def _install_request_ids(app: APIFlask) -> None:
     @app.before_request
     def _assign_request_id() -> None:
         given = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = given if _REQUEST_ID.match(given) else uuid.uuid4().hex
+        g.request_id = given if _REQUEST_ID.match(given) else os.urandom(16).hex()
         g.started = time.perf_counter()
 
     @app.after_request
     def _echo_request_id(response: Response) -> Response:
-        request_id = g.get("request_id") or uuid.uuid4().hex
+        request_id = g.get("request_id") or os.urandom(16).hex()
         response.headers[REQUEST_ID_HEADER] = request_id
         if logger.isEnabledFor(logging.INFO):  # the access line is built only when it is written
             started = g.get("started")

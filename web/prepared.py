@@ -39,7 +39,7 @@ class _Compiled:
     positional: bool
     defaults: dict[str, Any]            # values bound in the statement itself (LIMIT 1, a status ...)
     binds: tuple[Processor, ...]        # per name
-    results: tuple[Processor, ...]      # per result column
+    processed: tuple[tuple[int, Callable[[Any], Any]], ...]  # (index, processor) of columns that have one
     row: type | None                    # a namedtuple of the result columns' keys
 
 
@@ -86,8 +86,11 @@ class Prepared:
         if raw is None:
             return None
         assert compiled.row is not None
-        return compiled.row._make(value if process is None or value is None else process(value)
-                                  for value, process in zip(raw, compiled.results, strict=True))
+        values = list(raw)
+        for index, process in compiled.processed:
+            if values[index] is not None:
+                values[index] = process(values[index])
+        return compiled.row._make(values)
 
     def _compiled(self, dialect: Dialect) -> _Compiled:
         found = self._by_dialect.get(dialect.name)
@@ -104,11 +107,12 @@ def _compile(statement: ClauseElement, dialect: Dialect) -> _Compiled:
         name for name in compiled.params)
     binds = tuple(compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names)
     columns = list(getattr(statement, "exported_columns", []))  # a SELECT's columns, or RETURNING's
-    results = tuple(column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns)
+    results = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
+    processed = tuple((index, process) for index, process in enumerate(results) if process is not None)
     row = namedtuple("Row", [column.key for column in columns], rename=True) if columns else None  # type: ignore[misc]
     defaults = {name: value for name, value in compiled.params.items() if value is not None}
     return _Compiled(sql=compiled.string, names=names, positional=positional, defaults=defaults,
-                     binds=binds, results=results, row=row)
+                     binds=binds, processed=processed, row=row)
 
 
 def driver(connection: Connection) -> Any:
