@@ -18,6 +18,7 @@ aggregates, joined on the key.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 
 import numpy as np
@@ -59,6 +60,8 @@ CONTACT_KEY = "_contact_key"
 CONTACT_NAME = "_contact_name"
 STREAMING = "streaming"
 BIT_WORDS = 4
+PASS_THREADS = 2
+"""Passes computed at once, beside the spine (see :func:`features_of_parts`)."""
 DENSE_SHARE = 0.5
 """An aggregate whose condition keeps at least this share of its pass's rows reduces the
 whole column with the rest null, fewer the filtered rows (see :func:`grouped`)."""
@@ -102,20 +105,25 @@ def feature_frame(events: pl.LazyFrame | pl.DataFrame, *, as_of: date,
 def features_of_parts(parts: EventParts, plan: Plan) -> pl.DataFrame:
     """The features of every user in ``parts``, sorted by user_id.
 
+    The passes run ``PASS_THREADS`` at a time beside the spine's (Polars releases
+    the GIL), so the cores stay busy through each query's serial stretches and
+    while results are aligned; they are attached in the plan's order.
+
     Raises :class:`KeyCollision` when two users share a hashed key (then build the
     parts again with ``hashed=False``).
     """
-    as_of = parts.as_of
-    frame = _users(parts, plan).sort("user_id")
-    aligner = _Aligner(frame.get_column(KEY))
-    for kinds, aggregates in plan.passes.items():
-        if not kinds:
-            continue
-        with_kind = any(needs_kind(aggregate, kinds) for aggregate in aggregates)
-        columns = set().union(*(aggregate_columns(aggregate) for aggregate in aggregates))
-        rows = parts.rows(kinds, columns, with_kind=with_kind)
-        for result in pass_frames(rows, aggregates, kinds, as_of):
-            frame = aligner.attach(frame, result)
+    passes = [(kinds, aggregates) for kinds, aggregates in plan.passes.items() if kinds]
+    with ThreadPoolExecutor(max_workers=PASS_THREADS) as pool:
+        pending = [pool.submit(_pass, parts, kinds, aggregates) for kinds, aggregates in passes]
+        try:
+            frame = _users(parts, plan).sort("user_id")
+            aligner = _Aligner(frame.get_column(KEY))
+            for future in pending:
+                for result in future.result():
+                    frame = aligner.attach(frame, result)
+        except BaseException:
+            pool.shutdown(cancel_futures=True)
+            raise
     frame = frame.with_columns(
         pl.col(a.key).fill_null(0) for a in plan.aggregates if a.op in ZERO_WHEN_EMPTY
     )
@@ -126,6 +134,15 @@ def features_of_parts(parts: EventParts, plan: Plan) -> pl.DataFrame:
         for output in plan.outputs
     ]
     return frame.select(pl.col("user_id"), *outputs)
+
+
+def _pass(parts: EventParts, kinds: tuple[str, ...],
+          aggregates: Sequence[Aggregate]) -> list[pl.DataFrame]:
+    """One pass over the rows of ``kinds``: its results, keyed by user."""
+    with_kind = any(needs_kind(aggregate, kinds) for aggregate in aggregates)
+    columns = set().union(*(aggregate_columns(aggregate) for aggregate in aggregates))
+    rows = parts.rows(kinds, columns, with_kind=with_kind)
+    return pass_frames(rows, aggregates, kinds, parts.as_of)
 
 
 class _Aligner:

@@ -24,10 +24,11 @@ import shutil
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import polars as pl
 from pydantic import BaseModel, ConfigDict
@@ -57,6 +58,7 @@ RESOLVE_COLUMNS = ("source", "corrects", "known_at", "ingested_at", "voided")
 TOUCHED = "_touched"
 KNOWN = "_known"
 SNAPSHOT_COMPRESSION = "lz4"
+T = TypeVar("T")
 """Fast to write and to read back (training and scoring read every snapshot whole)."""
 Engine = Literal["polars", "spark"]
 Progress = Callable[[str], None]
@@ -131,8 +133,8 @@ def _compute(settings: Settings, engine: Engine, *, as_of: date, as_known_at: da
                               watermark=watermark, plan=plan)
     for hashed in (True, False):
         parts = EventParts(plan, as_of, hashed=hashed)
-        for piece, keep in _resolved_pieces(settings, as_known_at=as_known_at,
-                                            watermark=watermark, plan=plan):
+        for piece, keep in _read_ahead(_resolved_pieces(settings, as_known_at=as_known_at,
+                                                         watermark=watermark, plan=plan)):
             parts.add(piece, keep)
         _stage(progress, "compute")
         try:
@@ -140,6 +142,16 @@ def _compute(settings: Settings, engine: Engine, *, as_of: date, as_known_at: da
         except KeyCollision:
             logger.warning("two user ids share a key hash: computing again on the ids themselves")
     raise AssertionError("string keys cannot collide")
+
+
+def _read_ahead(pieces: Iterator[T]) -> Iterator[T]:
+    """The pieces, each next one read on a thread while the caller works on the one before
+    (Polars releases the GIL both to read and to cut pieces into parts)."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        upcoming = pool.submit(next, pieces, None)
+        while (piece := upcoming.result()) is not None:
+            upcoming = pool.submit(next, pieces, None)
+            yield piece
 
 
 def read_events(settings: Settings, *, as_known_at: datetime, watermark: datetime,
