@@ -6,7 +6,8 @@ Float64 column per feature. The events are first cut into parts
 (:mod:`features.event_parts`): each kind's rows before D with just the columns
 its aggregates read, and a spine of every row. Then one grouped pass per set of
 kinds over just those rows, every aggregate of the pass a conditional aggregate
-(``value.filter(cond).sum()`` ...) in one streaming ``group_by`` on the users'
+(``value.filter(cond).sum()`` or ``when(cond).then(value).sum()``, whichever the
+share of rows kept makes cheaper) in one streaming ``group_by`` on the users'
 integer key (floating-point sums apart, in a fixed order: see :func:`grouped`);
 distinct counts of strings and latest values apart (a set or an order per user
 would take the whole pass off the streaming engine); one pass over the
