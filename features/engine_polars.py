@@ -19,7 +19,6 @@ aggregates, joined on the key.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, date, datetime
 
 import numpy as np
@@ -61,8 +60,6 @@ CONTACT_KEY = "_contact_key"
 CONTACT_NAME = "_contact_name"
 STREAMING = "streaming"
 BIT_WORDS = 4
-PASS_THREADS = 2
-"""Passes computed at once, beside the spine (see :func:`features_of_parts`)."""
 DENSE_SHARE = 0.5
 """An aggregate whose condition keeps at least this share of its pass's rows reduces the
 whole column with the rest null, fewer the filtered rows (see :func:`grouped`)."""
@@ -106,25 +103,15 @@ def feature_frame(events: pl.LazyFrame | pl.DataFrame, *, as_of: date,
 def features_of_parts(parts: EventParts, plan: Plan) -> pl.DataFrame:
     """The features of every user in ``parts``, sorted by user_id.
 
-    The passes run ``PASS_THREADS`` at a time beside the spine's (Polars releases
-    the GIL), so the cores stay busy through each query's serial stretches and
-    while results are aligned; they are attached in the plan's order.
-
     Raises :class:`KeyCollision` when two users share a hashed key (then build the
     parts again with ``hashed=False``).
     """
-    passes = [(kinds, aggregates) for kinds, aggregates in plan.passes.items() if kinds]
-    with ThreadPoolExecutor(max_workers=PASS_THREADS) as pool:
-        pending = [pool.submit(_pass, parts, kinds, aggregates) for kinds, aggregates in passes]
-        try:
-            frame = _users(parts, plan).sort("user_id")
-            aligner = _Aligner(frame.get_column(KEY))
-            for future in pending:
-                for result in future.result():
-                    frame = aligner.attach(frame, result)
-        except BaseException:
-            pool.shutdown(cancel_futures=True)
-            raise
+    frame = _users(parts, plan).sort("user_id")
+    aligner = _Aligner(frame.get_column(KEY))
+    for kinds, aggregates in plan.passes.items():
+        if kinds:
+            for result in _pass(parts, kinds, aggregates):
+                frame = aligner.attach(frame, result)
     frame = frame.with_columns(
         pl.col(a.key).fill_null(0) for a in plan.aggregates if a.op in ZERO_WHEN_EMPTY
     )
