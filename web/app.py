@@ -11,6 +11,8 @@ import logging
 import os
 import re
 import time
+from collections.abc import Callable
+from typing import Any
 
 from apiflask import APIFlask
 from flask import Response, g, request
@@ -41,11 +43,33 @@ REQUEST_ID_HEADER = "X-Request-Id"
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 
 
+class AltcreditApp(APIFlask):
+    """APIFlask, remembering which hooks and views are coroutines.
+
+    Flask asks ``inspect.iscoroutinefunction`` of every before-, after- and
+    teardown-hook and view on every request (``ensure_sync``), about ten times
+    for a partner lookup; a function's answer never changes, so it is asked once.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._sync: dict[Callable[..., Any], Callable[..., Any]] = {}
+
+    def ensure_sync(self, func: Callable[..., Any]) -> Callable[..., Any]:
+        try:
+            return self._sync[func]
+        except KeyError:
+            made = self._sync[func] = super().ensure_sync(func)
+            return made
+        except TypeError:  # an unhashable callable: asked every time, as Flask does
+            return super().ensure_sync(func)
+
+
 def create_app(settings: Settings | None = None) -> APIFlask:
     """Build the web app: blueprints, error handling, request ids and readiness checks."""
     settings = settings or load_settings()
     configure_logging(settings)
-    app = APIFlask(
+    app = AltcreditApp(
         "web",
         title="altcredit",
         version=config.version(),

@@ -142,3 +142,18 @@ def test_readyz_refuses_while_a_drift_alarm_stands(live_server: LiveServer) -> N
     response = live_server.get("/readyz")
     assert response.status_code == 503
     assert "drift alarm" in response.json()["checks"]["drift"]["detail"]
+
+
+def test_hooks_are_checked_for_coroutines_once_and_still_run(app: Flask) -> None:
+    calls: list[str] = []
+
+    @app.before_request
+    def _count() -> None:
+        calls.append("before")
+
+    first = app.ensure_sync(_count)
+    assert app.ensure_sync(_count) is first
+    client = app.test_client()
+    for _ in range(3):
+        client.get("/healthz")
+    assert calls == ["before"] * 3
