@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Iterator
 from datetime import date, datetime, timedelta
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -20,6 +23,7 @@ from features.store import (
     MANIFEST_FILE,
     SNAPSHOTS,
     FeatureStoreError,
+    _read_ahead,
     build_snapshot,
     latest_snapshot,
     list_snapshots,
@@ -181,3 +185,27 @@ def test_a_failed_publish_leaves_the_previous_vectors(db: Engine, db_settings: S
         publish_online(db_settings, broken)
     entry = online_entry(db_settings, "u1")
     assert entry is not None and entry.as_of == AS_OF
+
+
+def test_reading_the_lake_in_small_pieces_gives_the_same_snapshot(populated: Settings,
+                                                                  tmp_path: Path) -> None:
+    """Each piece is read on a thread while the one before is cut into parts: pieces of
+    two rows give what one piece gives."""
+    whole = build_snapshot(populated, as_of=AS_OF)
+    small = populated.model_copy(update={"features_chunk_rows": 2, "home": tmp_path / "pieces"})
+    shutil.copytree(populated.path("lake"), tmp_path / "pieces" / "lake")
+    pieces = build_snapshot(small, as_of=AS_OF)
+    assert load_snapshot(small, AS_OF).equals(load_snapshot(populated, AS_OF))
+    assert pieces.row_count == whole.row_count
+
+
+def test_an_error_while_reading_ahead_reaches_the_caller() -> None:
+    def pieces() -> Iterator[int]:
+        yield 1
+        raise OSError("lake file unreadable")
+
+    seen = []
+    with pytest.raises(OSError, match="unreadable"):
+        for piece in _read_ahead(pieces()):
+            seen.append(piece)
+    assert seen == [1]
