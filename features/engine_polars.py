@@ -153,7 +153,7 @@ class _Aligner:
             aligned = self.keys.to_frame().join(result, on=KEY, how="left", maintain_order="left")
             return frame.hstack(aligned.drop(KEY).get_columns())
         needles = result.get_column(KEY).to_numpy()
-        by_key = np.argsort(needles)
+        by_key = result.get_column(KEY).arg_sort().to_numpy()  # Polars sorts on every core
         values = result.drop(KEY)
         rows = np.full(frame.height, values.height, dtype=np.uint32)  # no row: the null row
         rows[self.order[np.searchsorted(self.sorted, needles[by_key])]] = by_key
