@@ -103,6 +103,14 @@ class Layout:
                    spine_kind=any(needs_kind(a, ()) for a in everything))
 
 
+@dataclass(frozen=True)
+class Cut:
+    """One piece of events cut into parts: its spine rows and its rows of each kind."""
+
+    spine: pl.DataFrame
+    kinds: dict[str, pl.DataFrame]
+
+
 class EventParts:
     """Resolved events, added in any number of pieces, kept as the plan's parts.
 
@@ -129,6 +137,11 @@ class EventParts:
     def add(self, events: pl.DataFrame, keep: pl.Series | None = None) -> None:
         """Keep the parts of these events (lake columns; kinds and categories as strings or
         Enums), or of those where ``keep`` is true: a mask is cheaper than a filtered copy."""
+        self.append(self.cut(events, keep))
+
+    def cut(self, events: pl.DataFrame, keep: pl.Series | None = None) -> Cut:
+        """The parts of these events, not yet kept: several pieces may be cut at once, on
+        threads, and then appended in their order (:meth:`append`)."""
         keyed = events.with_columns(
             self.key_expr().alias(KEY), pl.col(KIND).cast(self._kind_enum), age_expr(self.as_of))
         first = [KEY, "user_id", "event_time", AGE]
@@ -137,14 +150,21 @@ class EventParts:
         if self.hashed:
             keyed = keyed.with_columns(pl.col("user_id").hash(SEEDS[1]).alias(CHECK))
             first.append(CHECK)
-        self._spine.append(self._shape(keyed, first, self.layout.spine, keep))
+        spine = self._shape(keyed, first, self.layout.spine, keep)
         before = keyed.get_column(AGE) > 0
         if keep is not None:
             before = before & keep
         codes = keyed.get_column(KIND).to_physical()
-        for kind, columns in self.layout.kinds.items():
-            mask = before & (codes == self._kind_codes[kind])
-            self._kinds[kind].append(self._shape(keyed, [KEY, AGE], columns, mask))
+        kinds = {kind: self._shape(keyed, [KEY, AGE], columns,
+                                   before & (codes == self._kind_codes[kind]))
+                 for kind, columns in self.layout.kinds.items()}
+        return Cut(spine=spine, kinds=kinds)
+
+    def append(self, cut: Cut) -> None:
+        """Keep a piece's parts (pieces in the order they are appended)."""
+        self._spine.append(cut.spine)
+        for kind, rows in cut.kinds.items():
+            self._kinds[kind].append(rows)
 
     def spine(self) -> pl.LazyFrame:
         """Every row added: key, user_id, event_time, age, and what all-kinds aggregates read."""

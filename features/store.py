@@ -23,8 +23,10 @@ import os
 import shutil
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
@@ -58,6 +60,9 @@ RESOLVE_COLUMNS = ("source", "corrects", "known_at", "ingested_at", "voided")
 TOUCHED = "_touched"
 KNOWN = "_known"
 SNAPSHOT_COMPRESSION = "lz4"
+READ_THREADS = 2
+"""Lake pieces read and cut into parts at once (see :func:`_resolved_pieces`)."""
+S = TypeVar("S")
 T = TypeVar("T")
 """Fast to write and to read back (training and scoring read every snapshot whole)."""
 Engine = Literal["polars", "spark"]
@@ -133,9 +138,9 @@ def _compute(settings: Settings, engine: Engine, *, as_of: date, as_known_at: da
                               watermark=watermark, plan=plan)
     for hashed in (True, False):
         parts = EventParts(plan, as_of, hashed=hashed)
-        for piece, keep in _read_ahead(_resolved_pieces(settings, as_known_at=as_known_at,
-                                                         watermark=watermark, plan=plan)):
-            parts.add(piece, keep)
+        for cut in _resolved_pieces(settings, as_known_at=as_known_at, watermark=watermark,
+                                    plan=plan, then=parts.cut, workers=READ_THREADS):
+            parts.append(cut)
         _stage(progress, "compute")
         try:
             return features_of_parts(parts, plan)
@@ -144,14 +149,17 @@ def _compute(settings: Settings, engine: Engine, *, as_of: date, as_known_at: da
     raise AssertionError("string keys cannot collide")
 
 
-def _read_ahead(pieces: Iterator[T]) -> Iterator[T]:
-    """The pieces, each next one read on a thread while the caller works on the one before
-    (Polars releases the GIL both to read and to cut pieces into parts)."""
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        upcoming = pool.submit(next, pieces, None)
-        while (piece := upcoming.result()) is not None:
-            upcoming = pool.submit(next, pieces, None)
-            yield piece
+def _in_order(work: Callable[[S], T], items: Iterable[S], workers: int) -> Iterator[T]:
+    """``work`` of each item, in the items' order, done on up to ``workers`` threads at once
+    (at most that many results wait, which bounds the memory of pieces read ahead)."""
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        pending: deque[Future[T]] = deque()
+        for item in items:
+            pending.append(pool.submit(work, item))
+            if len(pending) >= workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 def read_events(settings: Settings, *, as_known_at: datetime, watermark: datetime,
@@ -162,7 +170,7 @@ def read_events(settings: Settings, *, as_known_at: datetime, watermark: datetim
     feature build itself hands the same pieces to the engine without gathering them).
     """
     pieces = [piece if keep is None else piece.filter(keep)
-              for piece, keep in _resolved_pieces(settings, as_known_at=as_known_at,
+              for piece, keep in _resolved_pieces(settings, as_known_at=as_known_at, then=_pair,
                                                   watermark=watermark, plan=plan)]
     if not pieces:
         empty = lake.empty_events()
@@ -172,44 +180,85 @@ def read_events(settings: Settings, *, as_known_at: datetime, watermark: datetim
                       for piece in pieces], how="vertical")
 
 
+def _pair(piece: pl.DataFrame, keep: pl.Series | None) -> tuple[pl.DataFrame, pl.Series | None]:
+    return piece, keep
+
+
 def _resolved_pieces(settings: Settings, *, as_known_at: datetime, watermark: datetime,
-                     plan: Plan) -> Iterator[tuple[pl.DataFrame, pl.Series | None]]:
-    """The lake as known at T (watermark W), file by file: ``(rows, keep)`` pairs.
+                     plan: Plan, then: Callable[[pl.DataFrame, pl.Series | None], T],
+                     workers: int = 1) -> Iterator[T]:
+    """The lake as known at T (watermark W), piece by piece: ``then(rows, keep)`` of each.
 
     Only the events that share an id with a correction known by T go through
     :func:`features.lake.resolve` (the one definition of the rule; they come last,
-    resolved); every other event is the only version of itself, which the rule keeps
-    as it is (unless it is a void). Each file is read once, the columns the plan reads
-    plus those the rule needs (``features_chunk_rows`` rows at a time, which bounds the
-    memory of the columns read), with the mask of its rows that stand alone.
+    resolved, with ``keep`` None); every other event is the only version of itself,
+    which the rule keeps as it is (unless it is a void). Each file is read once, the
+    columns the plan reads plus those the rule needs (``features_chunk_rows`` rows at a
+    time, which bounds the memory of the columns read), with the mask of its rows that
+    stand alone. Pieces are read, and handed to ``then``, on ``workers`` threads (Polars
+    releases the GIL), and come out in the lake's order.
     """
-    chunk_rows = settings.features_chunk_rows
     files = [str(path) for path in lake.lake_files(settings, watermark=watermark)]
     if not files:
         return
-    columns = input_columns(pl.scan_parquet(files[0]), plan)
-    keys = [key for key in RESOLVE_COLUMNS if key not in columns]
-    known = (pl.col("ingested_at") <= watermark) & (pl.col("known_at") <= as_known_at)
-    corrected = (pl.scan_parquet(files).filter(known & pl.col("corrects").is_not_null())
-                 .select(pl.col("corrects").unique()).collect().to_series())
-    touched = pl.col("event_id").is_in(corrected.implode()) | pl.col("corrects").is_not_null()
+    reading = _LakeReading.of(files, as_known_at=as_known_at, watermark=watermark, plan=plan)
+    chunk_rows = settings.features_chunk_rows
+
+    def work(where: tuple[str, int]) -> tuple[T, pl.DataFrame | None]:
+        piece, keep, touched = reading.read(*where, rows=chunk_rows)
+        return then(piece, keep), touched
+
     versions = []
-    for path, offset in _slices(files, chunk_rows):
-        frame = pl.scan_parquet(path).slice(offset, chunk_rows).select(
-            *columns, *keys, known.alias(KNOWN), touched.alias(TOUCHED)).collect()
+    for result, touched in _in_order(work, _slices(files, chunk_rows), workers):
+        if touched is not None:
+            versions.append(touched)
+        yield result
+    if versions:
+        yield then(reading.resolve(versions, as_known_at=as_known_at, watermark=watermark), None)
+
+
+@dataclass(frozen=True)
+class _LakeReading:
+    """How pieces of the lake are read: the columns, and which rows stand alone."""
+
+    columns: list[str]
+    keys: list[str]
+    known: pl.Expr
+    touched: pl.Expr
+
+    @classmethod
+    def of(cls, files: Sequence[str], *, as_known_at: datetime, watermark: datetime,
+           plan: Plan) -> _LakeReading:
+        columns = input_columns(pl.scan_parquet(files[0]), plan)
+        known = (pl.col("ingested_at") <= watermark) & (pl.col("known_at") <= as_known_at)
+        corrected = (pl.scan_parquet(files).filter(known & pl.col("corrects").is_not_null())
+                     .select(pl.col("corrects").unique()).collect().to_series())
+        touched = pl.col("event_id").is_in(corrected.implode()) | pl.col("corrects").is_not_null()
+        return cls(columns=columns, keys=[key for key in RESOLVE_COLUMNS if key not in columns],
+                   known=known, touched=touched)
+
+    def read(self, path: str, offset: int, *, rows: int,
+             ) -> tuple[pl.DataFrame, pl.Series, pl.DataFrame | None]:
+        """A piece's columns, the mask of its rows that stand alone, and its known rows
+        that a correction touches (None when there are none)."""
+        frame = pl.scan_parquet(path).slice(offset, rows).select(
+            *self.columns, *self.keys, self.known.alias(KNOWN), self.touched.alias(TOUCHED),
+        ).collect()
         is_known = frame.get_column(KNOWN)
         touched_rows = frame.get_column(TOUCHED) & is_known
-        if touched_rows.any():
-            versions.append(frame.filter(touched_rows).drop(TOUCHED, KNOWN))
+        touched = frame.filter(touched_rows).drop(TOUCHED, KNOWN) if touched_rows.any() else None
         alone = is_known & ~touched_rows & ~frame.get_column("voided").fill_null(False)
-        yield frame.select(columns), alone
-    if versions:
-        # Only the few touched rows are padded to the lake's full shape for lake.resolve.
-        padding = [pl.lit(None, dtype=dtype).alias(name)
-                   for name, dtype in _lake_schema().items() if name not in (*columns, *keys)]
+        return frame.select(self.columns), alone, touched
+
+    def resolve(self, versions: list[pl.DataFrame], *, as_known_at: datetime,
+                watermark: datetime) -> pl.DataFrame:
+        """The touched rows resolved by :func:`features.lake.resolve` (padded to the lake's
+        full shape for it: only these few rows are)."""
+        padding = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in _lake_schema().items()
+                   if name not in (*self.columns, *self.keys)]
         rows = pl.concat(versions, how="vertical").with_columns(padding).lazy()
         resolved = lake.resolve(rows, as_known_at=as_known_at, watermark=watermark)
-        yield resolved.select(columns).collect(), None
+        return resolved.select(self.columns).collect()
 
 
 def _slices(files: Sequence[str], rows: int) -> Iterator[tuple[str, int]]:

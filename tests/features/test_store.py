@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Iterator
+import time
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
@@ -23,7 +23,7 @@ from features.store import (
     MANIFEST_FILE,
     SNAPSHOTS,
     FeatureStoreError,
-    _read_ahead,
+    _in_order,
     build_snapshot,
     latest_snapshot,
     list_snapshots,
@@ -189,8 +189,8 @@ def test_a_failed_publish_leaves_the_previous_vectors(db: Engine, db_settings: S
 
 def test_reading_the_lake_in_small_pieces_gives_the_same_snapshot(populated: Settings,
                                                                   tmp_path: Path) -> None:
-    """Each piece is read on a thread while the one before is cut into parts: pieces of
-    two rows give what one piece gives."""
+    """Pieces are read and cut into parts on threads, then kept in the lake's order:
+    pieces of two rows give what one piece gives."""
     whole = build_snapshot(populated, as_of=AS_OF)
     small = populated.model_copy(update={"features_chunk_rows": 2, "home": tmp_path / "pieces"})
     shutil.copytree(populated.path("lake"), tmp_path / "pieces" / "lake")
@@ -199,13 +199,22 @@ def test_reading_the_lake_in_small_pieces_gives_the_same_snapshot(populated: Set
     assert pieces.row_count == whole.row_count
 
 
+def test_pieces_read_on_threads_come_out_in_order() -> None:
+    def work(item: int) -> int:
+        time.sleep(0.01 * (item % 3))  # later items often finish first
+        return item * 10
+
+    assert list(_in_order(work, range(12), workers=3)) == [item * 10 for item in range(12)]
+
+
 def test_an_error_while_reading_ahead_reaches_the_caller() -> None:
-    def pieces() -> Iterator[int]:
-        yield 1
-        raise OSError("lake file unreadable")
+    def work(item: int) -> int:
+        if item == 2:
+            raise OSError("lake file unreadable")
+        return item
 
     seen = []
     with pytest.raises(OSError, match="unreadable"):
-        for piece in _read_ahead(pieces()):
+        for piece in _in_order(work, range(5), workers=2):
             seen.append(piece)
-    assert seen == [1]
+    assert seen == [0, 1]
