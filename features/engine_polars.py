@@ -60,9 +60,9 @@ CONTACT_KEY = "_contact_key"
 CONTACT_NAME = "_contact_name"
 STREAMING = "streaming"
 BIT_WORDS = 4
-DENSE_SHARE = 0.5
+DENSE_SHARE = 0.25
 """An aggregate whose condition keeps at least this share of its pass's rows reduces the
-whole column with the rest null, fewer the filtered rows (see :func:`grouped`)."""
+whole column (the other rows null) rather than the filtered rows (see :func:`grouped`)."""
 
 
 class KeyCollision(RuntimeError):
@@ -203,46 +203,44 @@ def grouped(rows: pl.LazyFrame, aggregates: Sequence[Aggregate], kinds: Sequence
     distinct counts of small-range codes go in as bit sets. Returns the frame and the
     aggregates left for apart (distinct strings, latest values).
 
-    The aggregates run on the streaming engine. Its group-by looks each row's user up
+    The pass runs on the streaming engine, whose group-by looks each row's user up
     once for every aggregate over a filtered column (``value.filter(cond).sum()``), but
     once for all the aggregates over whole columns (``when(cond).then(value).sum()``,
     where the column itself costs a little per row): so an aggregate whose condition
     keeps few rows (a 30- or 90-day window) is written the first way, and one that
     keeps at least ``DENSE_SHARE`` of them the second (the shares are read in the same
-    query as the codes' ranges). Either way the in-memory engine would pay per user and
-    aggregate, several times as much. Streaming hands rows to threads as they come,
-    so only reductions whose result cannot depend on the order of the rows go there:
-    counts, minima, maxima, bit sets, and sums of integers and decimals (exact; a mean
-    is such a sum over a count). A sum or mean of floating-point values, or a standard
-    deviation, would differ in its last bits from one run to the next: those run apart
-    on the in-memory engine, which combines partial results in a fixed order.
+    query as the codes' ranges). Streaming hands rows to threads as they come, so it
+    only takes reductions whose result cannot depend on the order of the rows: counts,
+    minima, maxima, bit sets, and sums of integers and decimals (exact; a mean is such a
+    sum over a count). A pass with a sum or mean of floating-point values, or a
+    standard deviation, which would differ in its last bits from one run to the next,
+    runs whole on the in-memory engine instead, which combines partial results in a
+    fixed order (measured, that beats splitting the pass in two).
     """
     value_types = _value_types(rows, aggregates, as_of)
     ranges, shares = _survey(rows, aggregates, kinds, as_of, before=before)
-    streamed: list[pl.Expr] = list(extra)
-    ordered: list[pl.Expr] = []
+    ordered = any(_order_sensitive(a, value_types.get(a.key)) for a in aggregates)
+    exprs: list[pl.Expr] = list(extra)
     finish: list[pl.Expr] = []
     rest: list[Aggregate] = []
     for aggregate in aggregates:
+        dense = ordered or _dense(aggregate, shares)
         if aggregate.op == "latest" or (aggregate.op == "distinct" and aggregate.key not in ranges):
             rest.append(aggregate)
         elif aggregate.op == "distinct":
             words, count = distinct_bits(aggregate, kinds, as_of, ranges[aggregate.key], rows,
-                                         before=before, dense=_dense(aggregate, shares))
-            streamed += words
+                                         before=before, dense=dense)
+            exprs += words
             finish.append(count)
-        elif _order_sensitive(aggregate, value_types.get(aggregate.key)):
-            ordered.append(aggregate_expr(aggregate, kinds, as_of, before=before).alias(aggregate.key))
+        elif ordered:
+            exprs.append(aggregate_expr(aggregate, kinds, as_of, before=before).alias(aggregate.key))
         else:
-            reductions, finished = streamed_expr(aggregate, kinds, as_of, before=before,
-                                                 dense=_dense(aggregate, shares))
-            streamed += reductions
+            reductions, finished = streamed_expr(aggregate, kinds, as_of, before=before, dense=dense)
+            exprs += reductions
             finish += [] if finished is None else [finished]
-    if not streamed and not ordered:
+    if not exprs:
         return rows.select(KEY).unique().collect(), rest
-    frames = [rows.group_by(KEY).agg(exprs).collect(engine=engine)  # type: ignore[call-overload]
-              for exprs, engine in ((streamed, STREAMING), (ordered, "in-memory")) if exprs]
-    frame = frames[0] if len(frames) == 1 else frames[0].join(frames[1], on=KEY, how="left")
+    frame = rows.group_by(KEY).agg(exprs).collect(engine="in-memory" if ordered else STREAMING)
     names = [KEY, *(expr.meta.output_name() for expr in extra),
              *(a.key for a in aggregates if a not in rest)]
     return frame.with_columns(finish).select(names), rest
