@@ -53,19 +53,29 @@ Using the store
 - In code: `features.store.build_snapshot`, `load_snapshot`, `list_snapshots`,
   `training_frame(settings, as_of_dates, labels)`; `features.online.online_vector`.
 - Engines: Polars is the embedded default (setting `features_default_engine`; it reads the
-  lake file by file, at most `features_chunk_rows` rows at a time, keeping for each kind only
-  its rows before D and the columns its features read, then makes one streaming pass per
-  kind, keyed by a hash of the user id, checked for collisions); Spark reads the
-  lake's Parquet files itself (settings `features_spark_master`,
-  `features_spark_shuffle_partitions`; `pip install 'altcredit[spark]'`). Both render the same
-  plan (`features/plan.py`) and agree to 1e-9.
+  lake file by file, at most `features_chunk_rows` rows at a time, two pieces at once on
+  threads, keeping for each kind only its rows before D and the columns its features read,
+  then makes one streaming pass per kind, keyed by a hash of the user id, checked for
+  collisions); Spark reads the lake's Parquet files itself (settings
+  `features_spark_master`, `features_spark_shuffle_partitions`; `pip install
+  'altcredit[spark]'`). Both render the same plan (`features/plan.py`) and agree to 1e-9.
+- Reproducible to the bit: money stays an exact decimal until a feature is computed, so the
+  streaming engine's sums and means (a sum over a count) do not depend on the order rows
+  arrive in; a pass with a floating-point sum or a standard deviation runs on Polars'
+  in-memory engine, which combines in a fixed order. A rebuilt snapshot is bit-for-bit the
+  same (tested).
 - Speed (`benchmarks/features.py`: 1,000,000 users, 20,000,000 events, the whole catalogue,
   snapshot written, engine polars, against one grouped Polars pass over the same files
-  computing count, sum and max per user): on this 2-core machine, quiet, 19.9 s against
-  3.1 s, 6.4x the pass's wall time (6.0x its CPU time: 33.4 s against 5.6 s), peak memory
-  3.7 GiB — down from 10.4x. Passes with floating-point sums run on Polars' in-memory
-  engine so that a rebuild is bit-for-bit identical. The target is 3x; reading the lake's
-  ~30 columns and the grouping of 20M rows by user each still cost about the whole pass.
+  computing count, sum and max per user): on this 2-core machine, 19.0 s against 3.5 s,
+  5.4x the pass's wall time (5.7x its CPU time: 34.1 s against 6.0 s), peak memory
+  4.0 GiB. The machine's speed swings by a quarter from run to run, and the short pass
+  gains most from it: the same code measured 5.4x to 7.5x. Run beside the previous
+  engine on the same lake, three times each, the build took 16.9-18.4 s against
+  20.6-23.3 s (29-32 CPU seconds against 35-39). The target is 3x. What is left: reading
+  and cutting the lake's 26 columns into parts (about 11 CPU seconds), grouping every
+  row by user for the user list and the all-kinds features (about 6), the passes
+  (about 9; each aggregate costs the streaming group-by a hash lookup per row it
+  keeps), and setting 133 results beside the users (about 3).
 - To add a feature, add a `[[feature]]` table to `config/features.toml` (its header lists every
   field), then regenerate this page.
 
