@@ -21,6 +21,7 @@ import sqlalchemy as sa
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
+from nacl.bindings import crypto_core_ed25519_is_valid_point
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Field, SQLModel
@@ -120,6 +121,9 @@ def check_public_key(pem: str) -> str:
         if isinstance(exc, PartnerError):
             raise
         raise PartnerError("the public key is not a PEM-encoded Ed25519 public key") from None
+    if not crypto_core_ed25519_is_valid_point(_raw_public_key(pem.strip() + "\n")):
+        raise PartnerError("the public key is a small-order Ed25519 point, which signs nothing "
+                           "(requests signed for it are always refused): generate a new key pair")
     return pem.strip() + "\n"
 
 

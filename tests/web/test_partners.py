@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from sqlalchemy import Engine
 
 from tests.web.conftest import SignedPartner, public_pem
@@ -64,6 +65,16 @@ def test_a_key_that_is_not_ed25519_is_refused(engine: Engine) -> None:
     with pytest.raises(PartnerError, match="not a PEM-encoded Ed25519 public key"):
         create_partner(engine, "newco", rate_limit="1/second",
                        public_key_pem="-----BEGIN PUBLIC KEY-----\nxx\n-----END PUBLIC KEY-----")
+    assert list_partners(engine) == []
+
+
+
+def test_a_small_order_key_is_refused_when_registering(engine: Engine) -> None:
+    """A key no signature can ever be accepted for is refused up front, not at every request."""
+    weak = Ed25519PublicKey.from_public_bytes(bytes([1]) + bytes(31))  # the identity point
+    pem = weak.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo).decode("ascii")
+    with pytest.raises(PartnerError, match="small-order"):
+        create_partner(engine, "newco", rate_limit="1/second", public_key_pem=pem)
     assert list_partners(engine) == []
 
 
