@@ -97,7 +97,8 @@ class Settings(BaseSettings):
         description="Engine `features build` uses when --engine is not given.")
     features_chunk_rows: int = Field(
         ge=1000, description="Feature builds read and cut the events at most this many "
-        "rows at a time (bounds memory; every user and contact is still seen whole).")
+        "rows at a time, two such pieces at once (bounds memory; every user and contact is "
+        "still seen whole).")
     features_spark_master: str = Field(
         min_length=1, description="Spark master for --engine spark (local[*]: this machine).")
     features_spark_shuffle_partitions: int = Field(
