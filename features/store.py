@@ -60,11 +60,11 @@ RESOLVE_COLUMNS = ("source", "corrects", "known_at", "ingested_at", "voided")
 TOUCHED = "_touched"
 KNOWN = "_known"
 SNAPSHOT_COMPRESSION = "lz4"
+"""Fast to write and to read back (training and scoring read every snapshot whole)."""
 READ_THREADS = 2
 """Lake pieces read and cut into parts at once (see :func:`_resolved_pieces`)."""
 S = TypeVar("S")
 T = TypeVar("T")
-"""Fast to write and to read back (training and scoring read every snapshot whole)."""
 Engine = Literal["polars", "spark"]
 Progress = Callable[[str], None]
 
