@@ -15,13 +15,17 @@
 Each measurement runs in its own fresh process; peak resident memory is sampled every
 20 ms. Prints the time of each stage, events per second and the ratio.
 
-Run: ``.venv/bin/python benchmarks/features.py [--small] [--users U] [--events N]``.
+Run: ``.venv/bin/python benchmarks/features.py [--small] [--users U] [--events N]
+[--rounds R] [--lake DIR]``. This machine's speed swings by a quarter from run to run:
+``--rounds 3`` reports the median of three turns each, and ``--lake DIR`` keeps the lake
+so that another checkout's script can be measured on the very same events.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,6 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from config.settings import load_settings
 from features import events as taxonomy
 from features.records import STAGED_SCHEMA
+from features.store import SNAPSHOTS
 
 AS_OF = date(2025, 7, 1)
 START = datetime(2023, 7, 1, tzinfo=UTC)
@@ -257,6 +262,13 @@ def main() -> int:
     parser.add_argument("--users", type=int, default=None)
     parser.add_argument("--events", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="measure the pass and the build this many times each, in turn; "
+                             "report the median run of each")
+    parser.add_argument("--lake", type=Path, default=None,
+                        help="build the lake in this folder and keep it; a later run with the "
+                             "same sizes reuses it (to compare two versions of the code on the "
+                             "same events)")
     parser.add_argument("--child", choices=["ceiling", "features"], help=argparse.SUPPRESS)
     parser.add_argument("--home", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -266,15 +278,39 @@ def main() -> int:
     users = args.users or (50_000 if args.small else 1_000_000)
     events = args.events or (1_000_000 if args.small else 20_000_000)
     with tempfile.TemporaryDirectory(prefix="altcredit-bench-features-") as scratch:
-        home = Path(scratch) / "home"
-        started = time.perf_counter()
-        build_lake(home, users=users, events=events, seed=args.seed)
-        print(f"lake: {events:,} events (+0.3% corrections), {users:,} users, "
-              f"built in {time.perf_counter() - started:.1f} s (not measured below)")
-        ceiling = measure("ceiling", home)
-        features = measure("features", home)
-    _report(events, ceiling, features)
+        home = args.lake or Path(scratch) / "home"
+        _lake(home, users=users, events=events, seed=args.seed)
+        ceilings, builds = [], []
+        for _ in range(args.rounds):
+            ceilings.append(measure("ceiling", home))
+            shutil.rmtree(load_settings(home=home, log_format="text").path(*SNAPSHOTS),
+                          ignore_errors=True)  # else the build finds its snapshot made
+            builds.append(measure("features", home))
+    _report(events, _median(ceilings), _median(builds))
     return 0
+
+
+def _lake(home: Path, *, users: int, events: int, seed: int) -> None:
+    """Build the lake in ``home``, or reuse the one a run with the same sizes left there."""
+    made = home / "bench-lake.json"
+    wanted = {"users": users, "events": events, "seed": seed}
+    if made.exists():
+        found = json.loads(made.read_text())
+        if found != wanted:
+            raise SystemExit(f"{home} holds a lake made with {found}, not {wanted}: "
+                             "give another --lake folder")
+        print(f"lake: {events:,} events (+0.3% corrections), {users:,} users, reused from {home}")
+        return
+    started = time.perf_counter()
+    build_lake(home, users=users, events=events, seed=seed)
+    made.write_text(json.dumps(wanted))
+    print(f"lake: {events:,} events (+0.3% corrections), {users:,} users, "
+          f"built in {time.perf_counter() - started:.1f} s (not measured below)")
+
+
+def _median(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """The run with the median time (the middle one, or the faster of the two middle ones)."""
+    return sorted(runs, key=lambda run: run["seconds"])[(len(runs) - 1) // 2]
 
 
 def _report(events: int, ceiling: dict[str, Any], features: dict[str, Any]) -> None:
