@@ -64,18 +64,18 @@ Using the store
   arrive in; a pass with a floating-point sum or a standard deviation runs on Polars'
   in-memory engine, which combines in a fixed order. A rebuilt snapshot is bit-for-bit the
   same (tested).
-- Speed (`benchmarks/features.py`: 1,000,000 users, 20,000,000 events, the whole catalogue,
-  snapshot written, engine polars, against one grouped Polars pass over the same files
-  computing count, sum and max per user): on this 2-core machine, 19.0 s against 3.5 s,
-  5.4x the pass's wall time (5.7x its CPU time: 34.1 s against 6.0 s), peak memory
-  4.0 GiB. The machine's speed swings by a quarter from run to run, and the short pass
-  gains most from it: the same code measured 5.4x to 7.5x. Run beside the previous
-  engine on the same lake, three times each, the build took 16.9-18.4 s against
-  20.6-23.3 s (29-32 CPU seconds against 35-39). The target is 3x. What is left: reading
-  and cutting the lake's 26 columns into parts (about 11 CPU seconds), grouping every
-  row by user for the user list and the all-kinds features (about 6), the passes
-  (about 9; each aggregate costs the streaming group-by a hash lookup per row it
-  keeps), and setting 133 results beside the users (about 3).
+- Speed (`benchmarks/features.py --rounds 3`: 1,000,000 users, 20,000,000 events, the
+  whole catalogue, snapshot written, engine polars, against one grouped Polars pass over the
+  same files computing count, sum and max per user; the median of three turns each): on
+  this 2-core machine 18.1 s against 2.7 s, 6.6x the pass's wall time (6.1x its CPU time:
+  32.3 s against 5.3 s), peak memory 3.8 GiB. The previous engine, measured by the same
+  script on the same lake (`--lake DIR`, from a checkout of it), took 23.2 s against
+  3.1 s: 7.5x (CPU 6.6x). The machine's speed swings by a quarter from run to run, and the
+  short pass gains most from it: single runs of this engine gave 5.4x to 7.5x. The target
+  is 3x. What is left, in CPU seconds: reading and cutting the lake's 26 columns into parts
+  (about 11), grouping every row by user for the user list and the all-kinds features
+  (about 6), the passes (about 9; each aggregate costs the streaming group-by a hash lookup
+  per row it keeps) and setting 133 results beside the users (about 3).
 - To add a feature, add a `[[feature]]` table to `config/features.toml` (its header lists every
   field), then regenerate this page.
 
