@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import time
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -89,15 +88,8 @@ def _settle(response: Response) -> Response:
 
 
 def _housekeeping(_error: BaseException | None = None) -> None:
-    """Forget expired nonces and stored answers (each at most once a minute), after the request.
-
-    Checked against the app's own clock first, so the requests in between cost one comparison.
-    """
+    """Forget expired nonces and stored answers (each at most once a minute), after the request."""
     state = current_state()
-    now = time.monotonic()
-    if now < state.housekeeping_due:
-        return
-    state.housekeeping_due = now + 60
     forget_expired_nonces()
     purge_stale_transactions(state.engine, max_age=timedelta(hours=state.settings.partner_idempotency_hours))
 

@@ -115,16 +115,17 @@ def _raw_public_key(pem: str) -> bytes:
 
 def check_public_key(pem: str) -> str:
     """The PEM text if it holds an Ed25519 public key, else :class:`PartnerError`."""
+    text = pem.strip() + "\n"
     try:
-        _parse_public_key(pem.strip() + "\n")
+        _parse_public_key(text)
     except (ValueError, UnsupportedAlgorithm, UnicodeEncodeError) as exc:
         if isinstance(exc, PartnerError):
             raise
         raise PartnerError("the public key is not a PEM-encoded Ed25519 public key") from None
-    if not crypto_core_ed25519_is_valid_point(_raw_public_key(pem.strip() + "\n")):
+    if not crypto_core_ed25519_is_valid_point(_raw_public_key(text)):
         raise PartnerError("the public key is a small-order Ed25519 point, which signs nothing "
                            "(requests signed for it are always refused): generate a new key pair")
-    return pem.strip() + "\n"
+    return text
 
 
 def check_rate_limit(text: str) -> str:

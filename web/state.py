@@ -23,7 +23,6 @@ class AppState:
     settings: Settings
     engine: Engine
     readiness_checks: dict[str, ReadinessCheck] = field(default_factory=dict)
-    housekeeping_due: float = 0.0  # time.monotonic() of the partner API's next housekeeping
 
     def add_readiness_check(self, name: str, check: ReadinessCheck) -> None:
         """Register a check that must pass before the app reports itself ready."""
