@@ -31,6 +31,8 @@ from features.plan import Aggregate, Plan
 
 KEY = "_key"
 CHECK = "_check"
+POS = "_pos"
+"""A kind row's position in the spine (which row of every row added it is)."""
 AGE = "_age_days"
 KIND = "kind"
 MICROS_PER_DAY = 86_400_000_000
@@ -123,6 +125,8 @@ class EventParts:
         self.as_of = as_of
         self.hashed = hashed
         self._spine: list[pl.DataFrame] = []
+        self._offsets: list[int] = []
+        self._spine_rows = 0
         self._kinds: dict[str, list[pl.DataFrame]] = {kind: [] for kind in self.layout.kinds}
         taxonomy = load_taxonomy()
         self._kind_enum = pl.Enum(sorted(taxonomy.kinds))
@@ -154,15 +158,23 @@ class EventParts:
         before = keyed.get_column(AGE) > 0
         if keep is not None:
             before = before & keep
+        # Added to each kind's rows after they are picked: a column chunked unlike the
+        # others would make Polars realign every column the kinds select.
+        position = (pl.int_range(keyed.height, dtype=pl.Int64, eager=True) if keep is None
+                    else keep.cast(pl.Int64).cum_sum() - 1).alias(POS)
         codes = keyed.get_column(KIND).to_physical()
-        kinds = {kind: self._shape(keyed, [KEY, AGE], columns,
-                                   before & (codes == self._kind_codes[kind]))
-                 for kind, columns in self.layout.kinds.items()}
+        kinds = {}
+        for kind, columns in self.layout.kinds.items():
+            mask = before & (codes == self._kind_codes[kind])
+            rows = self._shape(keyed, [KEY, AGE], columns, mask)
+            kinds[kind] = rows.insert_column(2, position.filter(mask))
         return Cut(spine=spine, kinds=kinds)
 
     def append(self, cut: Cut) -> None:
         """Keep a piece's parts (pieces in the order they are appended)."""
         self._spine.append(cut.spine)
+        self._offsets.append(self._spine_rows)
+        self._spine_rows += cut.spine.height
         for kind, rows in cut.kinds.items():
             self._kinds[kind].append(rows)
 
@@ -172,13 +184,15 @@ class EventParts:
 
     def rows(self, kinds: Iterable[str], columns: Iterable[str] | None = None, *,
              with_kind: bool = False) -> pl.LazyFrame:
-        """The rows before D of these kinds: key, age and ``columns`` (default: all the
-        kind keeps; several kinds need them named), with the ``kind`` column when asked."""
+        """The rows before D of these kinds: key, age, position in the spine and ``columns``
+        (default: all the kind keeps; several kinds need them named), with the ``kind``
+        column when asked."""
         frames = []
         for kind in kinds:
-            pieces = self._kinds[kind]
+            pieces = [piece.with_columns(pl.col(POS) + offset)
+                      for piece, offset in zip(self._kinds[kind], self._offsets, strict=True)]
             if columns is not None:
-                pieces = [piece.select(KEY, AGE, *sorted(set(columns))) for piece in pieces]
+                pieces = [piece.select(KEY, AGE, POS, *sorted(set(columns))) for piece in pieces]
             if with_kind:
                 pieces = [piece.with_columns(pl.lit(kind, self._kind_enum).alias(KIND))
                           for piece in pieces]
