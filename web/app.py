@@ -109,8 +109,9 @@ def _install_request_ids(app: APIFlask) -> None:
     @app.before_request
     def _assign_request_id() -> None:
         given = request.headers.get(REQUEST_ID_HEADER, "")
-        g.request_id = given if _REQUEST_ID.match(given) else os.urandom(16).hex()
-        g.started = time.perf_counter()
+        request_globals = g._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup, not two
+        request_globals.request_id = given if _REQUEST_ID.match(given) else os.urandom(16).hex()
+        request_globals.started = time.perf_counter()
 
     @app.after_request
     def _echo_request_id(response: Response) -> Response:

@@ -16,6 +16,7 @@ import hashlib
 import logging
 import threading
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -264,7 +265,9 @@ def _claim_transaction(connection: Any, transaction: Transaction, answer: Stored
         fingerprint=transaction.fingerprint, status=answer.status, body=answer.body, created_at=now))
 
 
-_next_purge: dict[Any, float] = {}  # by database URL
+# By engine (one per database URL: config.database.get_engine), not by URL: hashing a URL renders it
+# as text, which cost every partner request more than the rest of its housekeeping.
+_next_purge: weakref.WeakKeyDictionary[Engine, float] = weakref.WeakKeyDictionary()
 _purge_lock = threading.Lock()
 
 
@@ -274,11 +277,10 @@ def purge_stale_transactions(engine: Engine, *, max_age: timedelta) -> None:
     A stale one is also replaced when its transaction id comes again; this keeps
     the table from growing with ids that never do.
     """
-    key = engine.url
     with _purge_lock:
-        if time.monotonic() < _next_purge.get(key, 0.0):
+        if time.monotonic() < _next_purge.get(engine, 0.0):
             return
-        _next_purge[key] = time.monotonic() + 60
+        _next_purge[engine] = time.monotonic() + 60
     with engine.begin() as connection:
         connection.execute(sa.delete(PartnerTransaction)
                            .where(PartnerTransaction.created_at < utcnow() - max_age))

@@ -46,11 +46,19 @@ class AppMetrics:
                                      ["scope"], registry=self.registry)
         # (method, endpoint, status) -> its request counter and latency histogram, looked up once
         self.by_request: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._served_by_scope: dict[str, Counter] = {}
 
     def instruments(self, method: str, endpoint: str, status: int) -> tuple[Counter, Histogram]:
         """The labelled request counter and latency histogram of one kind of request."""
         return (self.requests.labels(method, endpoint, str(status)),
                 self.latency.labels(method, endpoint))
+
+    def served(self, scope: str) -> Counter:
+        """The scores-served counter of one scope, looked up once (``labels`` takes a lock each time)."""
+        counter = self._served_by_scope.get(scope)
+        if counter is None:
+            counter = self._served_by_scope[scope] = self.scores_served.labels(scope)
+        return counter
 
 
 class LedgerCollector(Collector):
@@ -92,8 +100,9 @@ def init_app(app: Flask) -> None:
 
     @app.after_request
     def _observe(response: Response) -> Response:
-        rule = request.url_rule
-        key = (request.method, rule.rule if rule else "unmatched", response.status_code)
+        req = request._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup, not two
+        rule = req.url_rule
+        key = (req.method, rule.rule if rule else "unmatched", response.status_code)
         instruments = metrics.by_request.get(key)
         if instruments is None:
             instruments = metrics.by_request[key] = metrics.instruments(*key)

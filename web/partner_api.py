@@ -48,6 +48,7 @@ from web.partner_auth import (
     prefetched_lookup,
     reclaim_nonce,
     refuse,
+    request_body,
     request_target,
     settle,
     take_pending_nonce,
@@ -108,12 +109,13 @@ bp.teardown_request(close_db)
 @bp.doc(summary="A user's score, as the consent's scope allows", security=SECURITY,
         responses=_LOOKUP_ERRORS)
 def score(open_id: str, query_data: ScoreQuery) -> Response:
-    partner: PartnerInfo = g.partner
+    request_globals = g._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup for the route
+    partner: PartnerInfo = request_globals.partner
 
     purpose = query_data.purpose
 
     def compute() -> tuple[dict[str, Any], list[Disclosure]]:
-        lookup = prefetched_lookup(open_id, purpose)
+        lookup = prefetched_lookup(request_globals, open_id, purpose)
         if lookup is None:  # authentication read another purpose (a repeated query parameter)
             access = _checked(resolve_access(db(), partner_id=partner.id, open_id=open_id, purpose=purpose),
                               purpose, minimum_scope="pass")
@@ -124,7 +126,7 @@ def score(open_id: str, query_data: ScoreQuery) -> Response:
         body, item = _disclosed(partner, open_id, purpose, access, published)
         return body, [item]
 
-    return _answered("score", compute)
+    return _answered("score", compute, request_globals)
 
 
 @bp.post("/scores:batch")
@@ -238,15 +240,21 @@ def _disclosed(partner: PartnerInfo, open_id: str, purpose: str, access: Access,
     return body, Disclosure(access.user_id, open_id, purpose, access.scope, fields)
 
 
-def _answered(endpoint: str, compute: Callable[[], tuple[dict[str, Any], list[Disclosure]]]) -> Response:
-    """Compute the answer, log what it discloses and only then send it (or replay a stored one)."""
-    partner: PartnerInfo = g.partner
+def _answered(endpoint: str, compute: Callable[[], tuple[dict[str, Any], list[Disclosure]]],
+              request_globals: Any = None) -> Response:
+    """Compute the answer, log what it discloses and only then send it (or replay a stored one).
+
+    ``request_globals`` is ``flask.g`` when the caller holds it already.
+    """
+    if request_globals is None:
+        request_globals = g._get_current_object()  # type: ignore[attr-defined]
+    partner: PartnerInfo = request_globals.partner
     transaction = _transaction(partner)
     if transaction is not None:
         return _idempotent(endpoint, transaction, compute)
     body, disclosed = compute()
     if disclosed:
-        _log(partner, endpoint, disclosed)
+        _log(partner, endpoint, disclosed, request_globals)
     return _json(200, json.dumps(body, ensure_ascii=False))
 
 
@@ -276,11 +284,12 @@ def _idempotent(endpoint: str, transaction: Transaction,
     return _json(answer.status, answer.body)
 
 
-def _log(partner: PartnerInfo, endpoint: str, disclosed: list[Disclosure]) -> None:
+def _log(partner: PartnerInfo, endpoint: str, disclosed: list[Disclosure], request_globals: Any) -> None:
     """Write the inquiry rows and spend the nonce in one commit, before the answer leaves."""
     try:
         written = log_lookups(db(), disclosed, partner_id=partner.id, endpoint=endpoint,
-                              request_id=g.request_id, nonce=take_pending_nonce())
+                              request_id=request_globals.request_id,
+                              nonce=take_pending_nonce(request_globals))
     except InquiryLogUnavailable:
         raise _unavailable() from None
     if not written:
@@ -293,9 +302,9 @@ def _unavailable() -> Problem:
 
 
 def _count_served(disclosed: list[Disclosure]) -> None:
-    served = app_metrics(current_app).scores_served
+    metrics = app_metrics(current_app)
     for item in disclosed:
-        served.labels(item.scope).inc()
+        metrics.served(item.scope).inc()
 
 
 def _transaction(partner: PartnerInfo) -> Transaction | None:
@@ -304,14 +313,16 @@ def _transaction(partner: PartnerInfo) -> Transaction | None:
         return None
     if not _TRANSACTION_ID.match(given):
         raise Problem("bad-request", f"{TRANSACTION_HEADER} must be 1-64 of A-Z a-z 0-9 . _ : -")
-    fingerprint = request_fingerprint(request.method, request_target(), request.get_data(cache=True))
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    fingerprint = request_fingerprint(req.method, request_target(req), request_body(req))
     return Transaction(partner_id=partner.id, transaction_id=given, fingerprint=fingerprint)
 
 
 def _language() -> str:
-    if "Accept-Language" not in request.headers:
+    req = request._get_current_object()  # type: ignore[attr-defined]
+    if "HTTP_ACCEPT_LANGUAGE" not in req.environ:  # the header, without a KeyError from Headers
         return "en"
-    return request.accept_languages.best_match(disclosure.LANGUAGES, default="en") or "en"
+    return req.accept_languages.best_match(disclosure.LANGUAGES, default="en") or "en"
 
 
 def _json(status: int, body: str, *, replayed: bool = False) -> Response:

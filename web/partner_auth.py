@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from flask import Flask, Request, Response, current_app, g, request
@@ -81,10 +81,10 @@ class NoSessionForPartners(SecureCookieSessionInterface):
 
 def db() -> Connection:
     """This request's one database connection (checked out on first use, closed at teardown)."""
-    connection: Connection | None = g.get("db_connection")
+    request_globals = g._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup, not two
+    connection: Connection | None = request_globals.get("db_connection")
     if connection is None:
-        connection = current_state().engine.connect()
-        g.db_connection = connection
+        connection = request_globals.db_connection = current_state().engine.connect()
     return connection
 
 
@@ -100,54 +100,76 @@ def close_db(_error: BaseException | None = None) -> None:
         connection.close()
 
 
-def request_target() -> str:
-    """The request target as it arrived on the request line (path and query), which is what is signed."""
-    raw = request.environ.get("RAW_URI") or request.environ.get("REQUEST_URI")
+def request_target(req: Request | None = None) -> str:
+    """The request target as it arrived on the request line (path and query), which is what is signed.
+
+    ``req`` defaults to the current request (a caller holding it already saves a proxy lookup).
+    """
+    req = req or request._get_current_object()  # type: ignore[attr-defined]
+    environ = req.environ
+    raw = environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if raw:
         if not raw.startswith("/"):  # absolute-form: keep path and query only
             parts = urlsplit(raw)
             raw = parts.path + (f"?{parts.query}" if parts.query else "")
         return str(raw)
-    query = request.query_string.decode("latin-1")
-    return request.path + (f"?{query}" if query else "")
+    query = req.query_string.decode("latin-1")
+    return req.path + (f"?{query}" if query else "")
+
+
+def request_body(req: Request) -> bytes:
+    """The body that was signed: empty when the request has none by HTTP's framing rules.
+
+    A request with neither ``Content-Length`` nor ``Transfer-Encoding`` has no
+    body (RFC 9112, section 6.3: gunicorn reads it as zero bytes, werkzeug
+    gives an empty stream), so a lookup's GET skips wrapping and reading the
+    input stream; any other request is read (and cached) as sent.
+    """
+    environ = req.environ
+    if "CONTENT_LENGTH" not in environ and "HTTP_TRANSFER_ENCODING" not in environ:
+        return b""
+    return req.get_data(cache=True)
 
 
 def authenticate() -> PartnerInfo:
     """The verified partner of this request, or the 401 (or 429) problem."""
+    # Every request pays this: the request and g are looked up through their proxies once.
+    req: Request = request._get_current_object()  # type: ignore[attr-defined]
+    request_globals = g._get_current_object()  # type: ignore[attr-defined]
     state = current_state()
     try:
-        parts = parse_headers(request.headers)
+        parts = parse_headers(req.headers)
         check_clock(parts, skew=state.settings.partner_clock_skew)
-        partner = _partner(parts.partner)
+        partner = _partner(req, request_globals, parts.partner)
         if partner is None or partner.disabled:
             raise SignatureRefused("unknown or disabled partner")
-        verify(partner.raw_public_key(), parts, method=request.method, target=request_target(),
-               body=request.get_data(cache=True))
+        verify(partner.raw_public_key(), parts, method=req.method, target=request_target(req),
+               body=request_body(req))
     except SignatureRefused as refused:
         refuse(refused.reason)
     rate_limits.hit(partner.rate_limit, "partner", partner.name)
-    g.pending_nonce = (partner.id, parts.nonce)
+    request_globals.pending_nonce = (partner.id, parts.nonce)
     if not _store().joins_transaction:
         claim_nonce()
     return partner
 
 
-def _partner(name: str) -> PartnerInfo | None:
+def _partner(req: Request, request_globals: Any, name: str) -> PartnerInfo | None:
     """The calling partner; for a single lookup, read together with everything the lookup needs."""
-    open_id = (request.view_args or {}).get("open_id")
-    if request.endpoint != "partner_api.score" or not isinstance(open_id, str):
+    open_id = (req.view_args or {}).get("open_id")
+    if req.endpoint != "partner_api.score" or not isinstance(open_id, str):
         return partner_by_name(db(), name)
     connection = db()
-    if connection.dialect.name == "postgresql" and TRANSACTION_HEADER not in request.headers:
+    if connection.dialect.name == "postgresql" and TRANSACTION_HEADER not in req.headers:
         connection.execution_options(isolation_level="AUTOCOMMIT")  # reset when the pool takes it back
-    partner, g.lookup = read_lookup(connection, partner=name, open_id=open_id,
-                                    purpose=request.args.get("purpose", ""))
+    partner, request_globals.lookup = read_lookup(connection, partner=name, open_id=open_id,
+                                                  purpose=req.args.get("purpose", ""))
     return partner
 
 
-def prefetched_lookup(open_id: str, purpose: str) -> Lookup | None:
-    """What authentication already read for this open id and purpose, if it did."""
-    lookup: Lookup | None = g.get("lookup")
+def prefetched_lookup(request_globals: Any, open_id: str, purpose: str) -> Lookup | None:
+    """What authentication already read for this open id and purpose, if it did (``request_globals``: g)."""
+    lookup: Lookup | None = request_globals.get("lookup")
     if lookup is None or (lookup.open_id, lookup.purpose) != (open_id, purpose):
         return None
     return lookup
@@ -169,9 +191,12 @@ def claim_nonce(connection: Connection | None = None) -> None:
         refuse("the nonce was used before")
 
 
-def take_pending_nonce() -> tuple[int, str] | None:
-    """This request's unspent nonce, for a writer that spends it in its own commit (and refuses a replay)."""
-    pending: tuple[int, str] | None = g.pop("pending_nonce", None)
+def take_pending_nonce(request_globals: Any) -> tuple[int, str] | None:
+    """This request's unspent nonce, for a writer that spends it in its own commit (and refuses a replay).
+
+    ``request_globals`` is ``flask.g``, which the caller holds already.
+    """
+    pending: tuple[int, str] | None = request_globals.pop("pending_nonce", None)
     return pending
 
 

@@ -18,8 +18,7 @@ from __future__ import annotations
 import fcntl
 import os
 import threading
-from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import AbstractContextManager, nullcontext
 
 from sqlalchemy import Connection, Engine
 
@@ -28,23 +27,34 @@ _locks_guard = threading.Lock()
 
 
 class _FileLock:
-    """A thread lock plus an exclusive ``flock`` on one file, reopened after a fork."""
+    """A thread lock plus an exclusive ``flock`` on one file, reopened after a fork.
+
+    Itself the context manager to hold (a plain ``__enter__``/``__exit__``: every
+    partner lookup takes it once, and a generator-based one costs more).
+    """
 
     def __init__(self, path: str) -> None:
         self.path = path
         self.thread_lock = threading.Lock()
         self._fd: int | None = None
         self._pid = 0
+        self._held_fd = -1
 
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        with self.thread_lock:
+    def __enter__(self) -> None:
+        self.thread_lock.acquire()
+        try:
             fd = self._descriptor()
             fcntl.flock(fd, fcntl.LOCK_EX)  # releases the GIL while it waits
-            try:
-                yield
-            finally:
-                fcntl.flock(fd, fcntl.LOCK_UN)
+        except BaseException:
+            self.thread_lock.release()
+            raise
+        self._held_fd = fd
+
+    def __exit__(self, *_exc: object) -> None:
+        try:
+            fcntl.flock(self._held_fd, fcntl.LOCK_UN)
+        finally:
+            self.thread_lock.release()
 
     def _descriptor(self) -> int:
         if self._fd is None or self._pid != os.getpid():  # a forked child needs its own open file
@@ -56,15 +66,18 @@ class _FileLock:
 def write_lock(bind: Engine | Connection) -> AbstractContextManager[object]:
     """A context manager to hold around a write transaction: the lock on SQLite, nothing elsewhere."""
     if bind.dialect.name != "sqlite":
-        return nullcontext()
+        return _no_lock
     database = bind.engine.url.database
     if not database or database == ":memory:" or database.startswith("file:"):
         return _memory_lock
-    with _locks_guard:
-        lock = _locks.get(database)
-        if lock is None:
-            lock = _locks[database] = _FileLock(f"{database}.write-lock")
-    return lock.held()
+    lock = _locks.get(database)  # a dict read is atomic; only creating one needs the guard
+    if lock is None:
+        with _locks_guard:
+            lock = _locks.get(database)
+            if lock is None:
+                lock = _locks[database] = _FileLock(f"{database}.write-lock")
+    return lock
 
 
 _memory_lock = threading.Lock()  # a database of this process only: the thread lock is enough
+_no_lock = nullcontext()  # reusable: it holds nothing
