@@ -14,71 +14,110 @@ rows count (condition passed, value present); a float result with no rows is NaN
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import numpy.typing as npt
 from numba import njit
 
-Index = npt.NDArray[np.int64]
+Index = npt.NDArray[np.int32]
+Rows = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 
-FIRST_TABLE = 1 << 16
+FIRST_TABLE = 1 << 12
+
+
+def dense_keys(keys: npt.NDArray[np.uint64], checks: npt.NDArray[np.uint64],
+               threads: int = 2) -> tuple[Index, Rows, bool]:
+    """Each row's user number, each user's first row, and whether two rows of one key
+    disagree on their check hash (two users sharing a key).
+
+    The keys are split by their top bits into ``threads`` parts, each numbered on a
+    thread of its own with a table of its own (a table lookup is a cache miss: the
+    threads wait on memory side by side); users are numbered part by part, each part's
+    in the order they first appear.
+    """
+    bits = max(threads - 1, 0).bit_length()
+    idx = np.empty(len(keys), np.int32)
+    with ThreadPoolExecutor(max_workers=1 << bits) as pool:
+        numbered = list(pool.map(lambda part: _number(keys, checks, idx, part, bits),
+                                 range(1 << bits)))
+    counts = np.array([len(first) for first, _ in numbered], dtype=np.int64)
+    bases = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32)
+    if bits:
+        _rebase(idx, keys, bases, bits)
+    first = np.concatenate([first for first, _ in numbered])
+    return idx, first, any(collided for _, collided in numbered)
 
 
 @njit(cache=True, nogil=True)
-def dense_keys(keys: npt.NDArray[np.uint64]) -> tuple[Index, Index]:
-    """Each row's user number (in order of first appearance) and each user's first row.
-
-    ``keys`` are already hashes, so their low bits index an open-addressing table,
-    doubled whenever it is half full.
-    """
+def _number(keys: npt.NDArray[np.uint64], checks: npt.NDArray[np.uint64], idx: Index,
+            part: int, bits: int) -> tuple[Rows, bool]:
+    """Number the users whose key's top ``bits`` bits are ``part`` (in ``idx``, from 0),
+    and return each one's first row. A slot holds key and check side by side; the
+    table doubles when half full."""
+    shift = np.uint64((64 - bits) % 64)
+    wanted = np.uint64(part)
     size = FIRST_TABLE
-    slot_key = np.zeros(size, np.uint64)
-    slot_user = np.full(size, -1, np.int64)
-    idx = np.empty(len(keys), np.int64)
+    table = np.zeros((size, 2), np.uint64)
+    numbers = np.full(size, -1, np.int32)
     first = np.empty(len(keys), np.int64)
     users = 0
+    collided = False
     for row in range(len(keys)):
         key = keys[row]
+        if bits and (key >> shift) != wanted:
+            continue
         slot = np.int64(key & np.uint64(size - 1))
         while True:
-            user = slot_user[slot]
-            if user == -1:
-                slot_user[slot] = users
-                slot_key[slot] = key
+            if numbers[slot] == -1:
+                table[slot, 0] = key
+                table[slot, 1] = checks[row]
+                numbers[slot] = users
                 idx[row] = users
                 first[users] = row
                 users += 1
                 break
-            if slot_key[slot] == key:
-                idx[row] = user
+            if table[slot, 0] == key:
+                idx[row] = numbers[slot]
+                collided |= table[slot, 1] != checks[row]
                 break
             slot = (slot + 1) & (size - 1)
         if 2 * users > size:
             size *= 2
-            slot_key, slot_user = _rehash(slot_key, slot_user, size)
-    return idx, first[:users].copy()
+            table, numbers = _rehash(table, numbers, size)
+    return first[:users].copy(), collided
 
 
 @njit(cache=True, nogil=True)
-def _rehash(old_key: npt.NDArray[np.uint64], old_user: Index,
+def _rehash(old: npt.NDArray[np.uint64], old_numbers: Index,
             size: int) -> tuple[npt.NDArray[np.uint64], Index]:
-    slot_key = np.zeros(size, np.uint64)
-    slot_user = np.full(size, -1, np.int64)
-    for old in range(len(old_user)):
-        if old_user[old] == -1:
+    table = np.zeros((size, 2), np.uint64)
+    numbers = np.full(size, -1, np.int32)
+    for entry in range(len(old_numbers)):
+        if old_numbers[entry] == -1:
             continue
-        slot = np.int64(old_key[old] & np.uint64(size - 1))
-        while slot_user[slot] != -1:
+        slot = np.int64(old[entry, 0] & np.uint64(size - 1))
+        while numbers[slot] != -1:
             slot = (slot + 1) & (size - 1)
-        slot_key[slot] = old_key[old]
-        slot_user[slot] = old_user[old]
-    return slot_key, slot_user
+        table[slot, 0] = old[entry, 0]
+        table[slot, 1] = old[entry, 1]
+        numbers[slot] = old_numbers[entry]
+    return table, numbers
 
 
 @njit(cache=True, nogil=True)
-def first_rows(idx: Index, users: int) -> Index:
+def _rebase(idx: Index, keys: npt.NDArray[np.uint64], bases: Index, bits: int) -> None:
+    """Each part's numbers after those of the parts before it."""
+    shift = np.uint64(64 - bits)
+    for row in range(len(idx)):
+        idx[row] += bases[np.int64(keys[row] >> shift)]
+
+
+@njit(cache=True, nogil=True)
+def first_rows(idx: Index, users: int) -> Rows:
     """Each user's first row."""
     first = np.full(users, -1, np.int64)
     for row in range(len(idx)):
@@ -197,7 +236,7 @@ def distinct_codes(idx: Index, mask: Mask, codes: Ints, low: int, words: int,
 
 
 @njit(cache=True, nogil=True)
-def latest_rows(idx: Index, mask: Mask, times: Ints, users: int) -> tuple[Index, Ints]:
+def latest_rows(idx: Index, mask: Mask, times: Ints, users: int) -> tuple[Rows, Ints]:
     """Each user's row with the latest time among ``mask`` (-1: none), and how many of
     their rows share that time (above 1, the caller breaks the tie)."""
     best = np.full(users, -1, np.int64)
@@ -212,3 +251,22 @@ def latest_rows(idx: Index, mask: Mask, times: Ints, users: int) -> tuple[Index,
             elif times[row] == times[at]:
                 ties[user] += 1
     return best, ties
+
+
+def warm_up() -> None:
+    """Load every loop's compiled code (numba's first call in a process costs most of a
+    second): run it on a thread while the lake is being read, and the passes find it
+    ready."""
+    idx = np.zeros(2, np.int32)
+    mask = np.ones(2, np.bool_)
+    ints = np.zeros(2, np.int64)
+    floats = np.zeros(2, np.float64)
+    dense_keys(ints.astype(np.uint64), ints.astype(np.uint64))
+    first_rows(idx, 1)
+    count(idx, mask, 1)
+    sum_ints(idx, mask, ints, 1)
+    for kernel in (sum_floats, minimum, maximum, std):
+        kernel(idx, mask, floats, 1)
+    code_range(mask, ints)
+    distinct_codes(idx, mask, ints, 0, 1, 1)
+    latest_rows(idx, mask, ints, 1)

@@ -21,6 +21,7 @@ import json
 import logging
 import os
 import shutil
+import threading
 import time
 import uuid
 from collections import deque
@@ -38,6 +39,7 @@ from pydantic import BaseModel, ConfigDict
 from config.feature_definitions import FeatureSet, load_feature_definitions
 from config.settings import Settings
 from features import lake
+from features.dense_reduce import warm_up
 from features.engine_polars import (
     KeyCollision,
     as_of_instant,
@@ -136,12 +138,15 @@ def _compute(settings: Settings, engine: Engine, *, as_of: date, as_known_at: da
         _stage(progress, "compute")
         return spark_features(settings, as_of=as_of, as_known_at=as_known_at,
                               watermark=watermark, plan=plan)
+    warming = threading.Thread(target=warm_up, name="warm-up", daemon=True)
+    warming.start()
     for hashed in (True, False):
         parts = EventParts(plan, as_of, hashed=hashed)
         for cut in _resolved_pieces(settings, as_known_at=as_known_at, watermark=watermark,
                                     plan=plan, then=parts.cut, workers=READ_THREADS):
             parts.append(cut)
         _stage(progress, "compute")
+        warming.join()
         try:
             return features_of_parts(parts, plan)
         except KeyCollision:
