@@ -55,27 +55,27 @@ Using the store
 - Engines: Polars is the embedded default (setting `features_default_engine`; it reads the
   lake file by file, at most `features_chunk_rows` rows at a time, two pieces at once on
   threads, keeping for each kind only its rows before D and the columns its features read,
-  then makes one streaming pass per kind, keyed by a hash of the user id, checked for
-  collisions); Spark reads the lake's Parquet files itself (settings
+  then numbers every user once, from a hash of the user id checked for collisions, and
+  makes one pass per kind: Polars evaluates each aggregate's condition and value over the
+  kind's rows, and a compiled loop (numba) reduces them into one array slot per user);
+  Spark reads the lake's Parquet files itself (settings
   `features_spark_master`, `features_spark_shuffle_partitions`; `pip install
   'altcredit[spark]'`). Both render the same plan (`features/plan.py`) and agree to 1e-9.
-- Reproducible to the bit: money stays an exact decimal until a feature is computed, so the
-  streaming engine's sums and means (a sum over a count) do not depend on the order rows
-  arrive in; a pass with a floating-point sum or a standard deviation runs on Polars'
-  in-memory engine, which combines in a fixed order. A rebuilt snapshot is bit-for-bit the
-  same (tested).
+- Reproducible to the bit: money is summed as exact integer cents and integers as
+  integers, floating-point values in the lake's row order, so no result depends on how
+  threads are scheduled. A rebuilt snapshot is bit-for-bit the same (tested).
 - Speed (`benchmarks/features.py --rounds 3`: 1,000,000 users, 20,000,000 events, the
   whole catalogue, snapshot written, engine polars, against one grouped Polars pass over the
   same files computing count, sum and max per user; the median of three turns each): on
-  this 2-core machine 18.1 s against 2.7 s, 6.6x the pass's wall time (6.1x its CPU time:
-  32.3 s against 5.3 s), peak memory 3.8 GiB. The previous engine, measured by the same
-  script on the same lake (`--lake DIR`, from a checkout of it), took 23.2 s against
-  3.1 s: 7.5x (CPU 6.6x). The machine's speed swings by a quarter from run to run, and the
-  short pass gains most from it: single runs of this engine gave 5.4x to 7.5x. The target
-  is 3x. What is left, in CPU seconds: reading and cutting the lake's 26 columns into parts
-  (about 11), grouping every row by user for the user list and the all-kinds features
-  (about 6), the passes (about 9; each aggregate costs the streaming group-by a hash lookup
-  per row it keeps) and setting 133 results beside the users (about 3).
+  this 2-core machine 16.8 s against 3.3 s, 5.1x the pass's wall time (4.4x its CPU time:
+  28.7 s against 6.5 s), peak memory 4.2 GiB; stages: read and cut into parts 8.2 s,
+  compute 7.0 s, write 1.5 s. The previous engine (hash group-bys), measured by the same
+  script on the same lake (`--lake DIR`, from a checkout of it), took 21.2 s against
+  3.1 s: 6.9x (CPU 6.5x), its compute stage 12.7 s. The target is 3x. What is left:
+  reading the lake's columns (every column any kind needs is read for every row, and most
+  are null for most kinds) and cutting them into per-kind parts is now half the time;
+  storing each lake file's rows clustered by kind would let each kind read only its own
+  columns.
 - To add a feature, add a `[[feature]]` table to `config/features.toml` (its header lists every
   field), then regenerate this page.
 

@@ -112,17 +112,16 @@ class _Users:
         spine = parts.spine().select(KEY, "user_id", *([CHECK] if parts.hashed else [])).collect()
         keys = spine.get_column(KEY)
         if parts.hashed:
-            idx, first = dense_keys(keys.to_numpy())
-            check = spine.get_column(CHECK).to_numpy()
-            if not np.array_equal(check, check[first][idx]):
+            idx, first, collided = dense_keys(keys.to_numpy(), spine.get_column(CHECK).to_numpy())
+            if collided:
                 raise KeyCollision("two user ids share a key hash")
         else:
-            idx = keys.rank("dense").to_numpy().astype(np.int64) - 1
+            idx = keys.rank("dense").to_numpy().astype(np.int32) - 1
             first = first_rows(idx, int(idx.max()) + 1 if len(idx) else 0)
         names = spine.get_column("user_id").gather(first)
         order = names.arg_sort().to_numpy()
-        number = np.empty(len(order), dtype=np.int64)
-        number[order] = np.arange(len(order))
+        number = np.empty(len(order), dtype=np.int32)
+        number[order] = np.arange(len(order), dtype=np.int32)
         return cls(idx=number[idx], names=names.gather(order).alias("user_id"),
                    keys=keys.gather(first[order]).alias(KEY))
 

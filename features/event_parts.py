@@ -15,7 +15,9 @@ every key holds one ``CHECK`` value, and on a collision (about one chance in
 10^7 for a million users) the whole computation is redone with the string
 itself as the key (``hashed=False``), so a collision can never merge two
 people. Events may be added in pieces (file by file), which bounds the memory
-the unread columns of a file would otherwise take.
+the unread columns of a file would otherwise take. Each kind's row carries its
+position in the spine (``POS``), so once the spine's users are numbered a kind's
+rows find their user's number by position, with no second lookup by key.
 """
 
 from __future__ import annotations
