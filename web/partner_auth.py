@@ -22,15 +22,17 @@ trip each, with no BEGIN or COMMIT between them.
 from __future__ import annotations
 
 import logging
+import os
+import threading
 from dataclasses import dataclass
 from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 from flask import Flask, Request, Response, current_app, g, request
 from flask.sessions import SecureCookieSession, SecureCookieSessionInterface
-from sqlalchemy import Connection
+from sqlalchemy import Connection, Engine
 
-from web import rate_limits
+from web import prepared, rate_limits
 from web.inquiries import TRANSACTION_HEADER
 from web.lookup import Lookup, read_lookup
 from web.partners import PartnerInfo, partner_by_name
@@ -52,16 +54,69 @@ EXTENSION = "altcredit_partner_auth"
 API_PREFIX = "/v1/"
 
 
+class _Held:
+    """One thread's held connection, given back to the pool when the thread ends (or is forgotten).
+
+    Only the process that took it gives it back: a forked child never touches its parent's connection.
+    """
+
+    __slots__ = ("connection", "pid")
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+        self.pid = os.getpid()
+
+    def __del__(self) -> None:
+        if self.pid == os.getpid() and not self.connection.closed:
+            self.connection.close()
+
+
+class HeldConnections(threading.local):
+    """Each thread's SQLite connection for partner requests, kept checked out from one request to the next.
+
+    The pool keeps SQLite's connections open between checkouts anyway; what
+    holding one saves is the checkout and checkin themselves (queue, events,
+    reset), which cost a partner lookup about as much as its read. Between
+    requests the held connection is in no transaction (:func:`close_db` ends
+    any, as the pool's reset on return would). A server that starts a thread
+    per request (the development server) gets its connection back into the
+    pool when the thread ends, so it holds no more connections than before.
+    PostgreSQL's connections go back to the pool after every request:
+    pre-ping, and the isolation level a lookup sets, are reset there.
+    """
+
+    held: _Held | None = None
+
+    def take(self, engine: Engine) -> Connection:
+        """The thread's connection, or a new one from the pool that the thread then keeps."""
+        held = self.held
+        if held is not None and held.pid == os.getpid():
+            connection = held.connection
+            if not (connection.closed or connection.invalidated):
+                return connection
+        self.held = _Held(engine.connect())
+        return self.held.connection
+
+    def holds(self, connection: Connection) -> bool:
+        return self.held is not None and self.held.connection is connection
+
+    def forget(self) -> None:
+        """Give the connection back to the pool (which discards it when it was invalidated)."""
+        self.held = None
+
+
 @dataclass
 class PartnerAuth:
     nonces: NonceStore
+    held: HeldConnections | None  # SQLite only
 
 
 def init_app(app: Flask) -> None:
     state = app.extensions["altcredit"]
     settings = state.settings
     app.extensions[EXTENSION] = PartnerAuth(
-        nonces=nonce_store(state.engine, redis_url=settings.redis_url, skew=settings.partner_clock_skew))
+        nonces=nonce_store(state.engine, redis_url=settings.redis_url, skew=settings.partner_clock_skew),
+        held=HeldConnections() if state.engine.dialect.name == "sqlite" else None)
     if type(app.session_interface) is SecureCookieSessionInterface:
         app.session_interface = NoSessionForPartners()
 
@@ -80,24 +135,45 @@ class NoSessionForPartners(SecureCookieSessionInterface):
 
 
 def db() -> Connection:
-    """This request's one database connection (checked out on first use, closed at teardown)."""
+    """This request's one database connection (taken on first use, given back at teardown)."""
     request_globals = g._get_current_object()  # type: ignore[attr-defined]  # one proxy lookup, not two
     connection: Connection | None = request_globals.get("db_connection")
     if connection is None:
-        connection = request_globals.db_connection = current_state().engine.connect()
+        connection = request_globals.db_connection = _take_connection()
     return connection
 
 
-def close_db(_error: BaseException | None = None) -> None:
-    """Give the request's connection back (a later :func:`db` checks one out again).
+def _take_connection() -> Connection:
+    held = _auth().held
+    engine = current_state().engine
+    return engine.connect() if held is None else held.take(engine)
 
-    A request never holds two pooled connections at once (the score is read on
-    its own), so threaded workers stay within the pool instead of opening and
-    closing overflow connections.
+
+def close_db(_error: BaseException | None = None) -> None:
+    """Give the request's connection back (a later :func:`db` takes one again).
+
+    A pooled connection is closed, so a request never holds two of them (the
+    score is read on its own), and threaded workers stay within the pool
+    instead of opening and closing overflow connections. A thread's held
+    SQLite connection (:class:`HeldConnections`) stays with the thread, in no
+    transaction.
     """
     connection: Connection | None = g.pop("db_connection", None)
-    if connection is not None:
+    if connection is None:
+        return
+    held = _auth().held
+    if held is None or not held.holds(connection):
         connection.close()
+        return
+    try:
+        if connection.in_transaction():
+            connection.rollback()
+        if prepared.driver(connection).in_transaction:  # left by a statement run on the driver
+            prepared.rollback(connection)
+    except Exception as exc:  # a connection that cannot end its transaction is not kept
+        logger.warning("dropping a held connection: %s", type(exc).__name__, exc_info=exc)
+        connection.invalidate()
+        held.forget()
 
 
 def request_target(req: Request | None = None) -> str:
@@ -175,9 +251,13 @@ def prefetched_lookup(request_globals: Any, open_id: str, purpose: str) -> Looku
     return lookup
 
 
-def _store() -> NonceStore:
+def _auth() -> PartnerAuth:
     auth: PartnerAuth = current_app.extensions[EXTENSION]
-    return auth.nonces
+    return auth
+
+
+def _store() -> NonceStore:
+    return _auth().nonces
 
 
 def claim_nonce(connection: Connection | None = None) -> None:

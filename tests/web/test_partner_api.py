@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Callable
 from datetime import date, timedelta
 from pathlib import Path
@@ -20,6 +21,7 @@ from web import disclosure
 from web.clock import utcnow
 from web.consent import revoke_consent
 from web.inquiries import count_inquiries
+from web.signing import sign_request
 
 SCORE_FIELDS = {"score", "dimensions", "reasons"}
 
@@ -182,6 +184,47 @@ def test_refusals_write_no_inquiry(acme: SignedPartner, scored: str, engine: Eng
     acme.score("made-up")
     acme.server.get(f"/v1/scores/{scored}?purpose=loan_underwriting")
     assert count_inquiries(engine) == 0
+
+
+def _no_transaction_open(engine: Engine) -> bool:
+    """Whether another connection can write at once and checkpoint the whole WAL (no reader pins it)."""
+    other = sqlite3.connect(engine.url.database, timeout=0, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        other.execute("ROLLBACK")
+        busy, _frames, _done = other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        return bool(busy == 0)
+    except sqlite3.OperationalError:
+        return False
+    finally:
+        other.close()
+
+
+def test_lookups_served_on_one_thread_leave_no_transaction_open_between_them(
+        acme: SignedPartner, scored: str, engine: Engine) -> None:
+    """A worker thread keeps its SQLite connection from one request to the next, outside any transaction."""
+    client = acme.server.app.test_client()  # every request on this thread, as a sync worker serves them
+
+    def lookup(purpose: str = "loan_underwriting", *, signed: dict[str, str] | None = None) -> int:
+        target = f"/v1/scores/{scored}?purpose={purpose}"
+        headers = signed or sign_request(acme.key, partner=acme.name, method="GET", target=target)
+        return client.get(target, headers=headers).status_code
+
+    once = sign_request(acme.key, partner=acme.name, method="GET",
+                        target=f"/v1/scores/{scored}?purpose=loan_underwriting")
+    assert lookup(signed=once) == 200
+    assert _no_transaction_open(engine)
+    assert lookup(signed=once) == 401  # the replay: refused after its read, nothing written
+    assert _no_transaction_open(engine)
+    assert lookup("telecom_contract") == 403
+    assert _no_transaction_open(engine)
+    assert lookup() == 200
+    assert _no_transaction_open(engine)
+    assert count_inquiries(engine) == 2
+    with engine.begin() as connection:
+        connection.execute(sa.text("DROP TABLE inquiries"))
+    assert lookup() == 503  # the write failed and was rolled back
+    assert _no_transaction_open(engine)
 
 
 # -- batch ------------------------------------------------------------------------------
