@@ -149,12 +149,12 @@ def _count(read: _Read, mask: np.ndarray, _: pl.Series | None) -> np.ndarray:
 
 
 def _sum_ints(read: _Read, mask: np.ndarray, value: pl.Series | None) -> np.ndarray:
-    total = reduce.sum_ints(read.rows.idx, mask, _ints(value), read.rows.users)
+    total = reduce.sums(read.rows.idx, mask, _ints(value), read.rows.users)
     return total if read.scale == 0 else total / 10.0 ** read.scale
 
 
 def _sum_floats(read: _Read, mask: np.ndarray, value: pl.Series | None) -> np.ndarray:
-    return reduce.sum_floats(read.rows.idx, mask, _floats(value), read.rows.users)
+    return reduce.sums(read.rows.idx, mask, _floats(value), read.rows.users)
 
 
 def _mean(read: _Read, mask: np.ndarray, value: pl.Series | None) -> np.ndarray:

@@ -136,18 +136,9 @@ def count(idx: Index, mask: Mask, users: int) -> Ints:
 
 
 @njit(cache=True, nogil=True)
-def sum_ints(idx: Index, mask: Mask, values: Ints, users: int) -> Ints:
-    """Exact sums of integers (decimals as their integer units)."""
-    out = np.zeros(users, np.int64)
-    for row in range(len(idx)):
-        if mask[row]:
-            out[idx[row]] += values[row]
-    return out
-
-
-@njit(cache=True, nogil=True)
-def sum_floats(idx: Index, mask: Mask, values: Floats, users: int) -> Floats:
-    out = np.zeros(users, np.float64)
+def sums(idx: Index, mask: Mask, values: Ints | Floats, users: int) -> Ints | Floats:
+    """Sums in the values' own type: exact for integers (decimals as integer units)."""
+    out = np.zeros(users, values.dtype)
     for row in range(len(idx)):
         if mask[row]:
             out[idx[row]] += values[row]
@@ -264,8 +255,8 @@ def warm_up() -> None:
     dense_keys(ints.astype(np.uint64), ints.astype(np.uint64))
     first_rows(idx, 1)
     count(idx, mask, 1)
-    sum_ints(idx, mask, ints, 1)
-    for kernel in (sum_floats, minimum, maximum, std):
+    sums(idx, mask, ints, 1)
+    for kernel in (sums, minimum, maximum, std):
         kernel(idx, mask, floats, 1)
     code_range(mask, ints)
     distinct_codes(idx, mask, ints, 0, 1, 1)

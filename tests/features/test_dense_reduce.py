@@ -56,8 +56,8 @@ def test_each_loop_is_its_plain_python_reduction(rows: list[tuple[int, bool, int
     floats = values.astype(np.float64)
     got = {
         "count": reduce.count(idx, mask, users),
-        "sum": reduce.sum_ints(idx, mask, values, users),
-        "fsum": reduce.sum_floats(idx, mask, floats, users),
+        "sum": reduce.sums(idx, mask, values, users),
+        "fsum": reduce.sums(idx, mask, floats, users),
         "min": reduce.minimum(idx, mask, floats, users),
         "max": reduce.maximum(idx, mask, floats, users),
         "std": reduce.std(idx, mask, floats, users),
