@@ -277,6 +277,8 @@ def purge_stale_transactions(engine: Engine, *, max_age: timedelta) -> None:
     A stale one is also replaced when its transaction id comes again; this keeps
     the table from growing with ids that never do.
     """
+    if time.monotonic() < _next_purge.get(engine, 0.0):  # most calls stop here, without the lock
+        return
     with _purge_lock:
         if time.monotonic() < _next_purge.get(engine, 0.0):
             return

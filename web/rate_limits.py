@@ -61,17 +61,20 @@ def init_app(app: Flask) -> RateLimits:
     return limits
 
 
-@lru_cache(maxsize=256)
-def _parsed(limit: str) -> RateLimitItem:
-    return parse(limit)
+@lru_cache(maxsize=1024)
+def _counter(limit: str, *scope: str) -> tuple[RateLimitItem, str]:
+    """The parsed limit and the storage key of its counter for ``scope`` (built once per pair)."""
+    item = parse(limit)
+    return item, item.key_for(*scope)
 
 
 def hit(limit: str, *keys: str) -> None:
     """Count one request against ``limit`` for ``keys``; raise the 429 problem when it is spent."""
     limits: RateLimits = current_app.extensions[EXTENSION]
-    item = _parsed(limit)
     scope = ("altcredit", *keys)
-    if limits.strategy.hit(item, *scope):
+    item, key = _counter(limit, *scope)
+    # FixedWindowRateLimiter.hit, with the key it would build for (item, *scope) built once.
+    if limits.storage.incr(key, item.get_expiry(), amount=1) <= item.amount:
         return
     reset_at, _remaining = limits.strategy.get_window_stats(item, *scope)
     retry_after = max(1, math.ceil(reset_at - time.time()))

@@ -200,6 +200,8 @@ class DatabaseNonceStore:
         Called between requests, never inside a caller's transaction (on SQLite a
         second writer would wait for that transaction's lock).
         """
+        if time.monotonic() < self._next_purge:  # most calls stop here, without the lock
+            return
         with self._lock:
             if time.monotonic() < self._next_purge:
                 return
