@@ -28,7 +28,6 @@ BATCH = 6
 THREADS = 2
 MAX_CODE_WORDS = 8
 """Distinct counts of integer codes spanning up to 64 times this many values use bit sets."""
-TIME = "_time_us"
 ROW = "_row"
 
 
@@ -164,11 +163,14 @@ def _mean(read: _Read, mask: np.ndarray, value: pl.Series | None) -> np.ndarray:
         return np.where(n > 0, total / n, np.nan)
 
 
-def _extreme(kernel: Callable[..., np.ndarray]) -> Callable[[_Read, np.ndarray, pl.Series | None],
-                                                            np.ndarray]:
+def _extreme(largest: bool) -> Callable[[_Read, np.ndarray, pl.Series | None], np.ndarray]:
     def run(read: _Read, mask: np.ndarray, value: pl.Series | None) -> np.ndarray:
-        return kernel(read.rows.idx, mask, _floats(value), read.rows.users)
+        return reduce.extreme(read.rows.idx, mask, _floats(value), read.rows.users, largest)
     return run
+
+
+def _std(read: _Read, mask: np.ndarray, value: pl.Series | None) -> np.ndarray:
+    return reduce.std(read.rows.idx, mask, _floats(value), read.rows.users)
 
 
 def _distinct_codes(read: _Read, mask: np.ndarray, value: pl.Series | None) -> np.ndarray:
@@ -213,11 +215,11 @@ _REDUCERS: dict[str, Callable[[_Read, np.ndarray, pl.Series | None], np.ndarray]
     "sum_floats": _sum_floats,
     "mean_ints": _mean,
     "mean_floats": _mean,
-    "min": _extreme(reduce.minimum),
-    "max": _extreme(reduce.maximum),
-    "min_age": _extreme(reduce.minimum),
-    "max_age": _extreme(reduce.maximum),
-    "std": _extreme(reduce.std),
+    "min": _extreme(largest=False),
+    "max": _extreme(largest=True),
+    "min_age": _extreme(largest=False),
+    "max_age": _extreme(largest=True),
+    "std": _std,
     "distinct_codes": _distinct_codes,
     "distinct_values": _distinct_values,
     "latest": _latest,

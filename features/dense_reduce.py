@@ -146,23 +146,14 @@ def sums(idx: Index, mask: Mask, values: Ints | Floats, users: int) -> Ints | Fl
 
 
 @njit(cache=True, nogil=True)
-def minimum(idx: Index, mask: Mask, values: Floats, users: int) -> Floats:
+def extreme(idx: Index, mask: Mask, values: Floats, users: int, largest: bool) -> Floats:
+    """Each user's smallest value, or largest with ``largest`` (NaN: no value)."""
     out = np.full(users, np.nan)
     for row in range(len(idx)):
         if mask[row]:
             user = idx[row]
-            if not values[row] >= out[user]:  # NaN (no value yet) compares false
-                out[user] = values[row]
-    return out
-
-
-@njit(cache=True, nogil=True)
-def maximum(idx: Index, mask: Mask, values: Floats, users: int) -> Floats:
-    out = np.full(users, np.nan)
-    for row in range(len(idx)):
-        if mask[row]:
-            user = idx[row]
-            if not values[row] <= out[user]:
+            kept = out[user]  # NaN (no value yet) compares false either way
+            if not (values[row] <= kept if largest else values[row] >= kept):
                 out[user] = values[row]
     return out
 
@@ -256,8 +247,9 @@ def warm_up() -> None:
     first_rows(idx, 1)
     count(idx, mask, 1)
     sums(idx, mask, ints, 1)
-    for kernel in (sums, minimum, maximum, std):
+    for kernel in (sums, std):
         kernel(idx, mask, floats, 1)
+    extreme(idx, mask, floats, 1, True)
     code_range(mask, ints)
     distinct_codes(idx, mask, ints, 0, 1, 1)
     latest_rows(idx, mask, ints, 1)

@@ -58,8 +58,8 @@ def test_each_loop_is_its_plain_python_reduction(rows: list[tuple[int, bool, int
         "count": reduce.count(idx, mask, users),
         "sum": reduce.sums(idx, mask, values, users),
         "fsum": reduce.sums(idx, mask, floats, users),
-        "min": reduce.minimum(idx, mask, floats, users),
-        "max": reduce.maximum(idx, mask, floats, users),
+        "min": reduce.extreme(idx, mask, floats, users, False),
+        "max": reduce.extreme(idx, mask, floats, users, True),
         "std": reduce.std(idx, mask, floats, users),
         "distinct": reduce.distinct_codes(idx, mask, values, -50, 2, users),
     }
