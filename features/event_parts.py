@@ -108,6 +108,42 @@ class Layout:
 
 
 @dataclass(frozen=True)
+class KindRuns:
+    """A piece of a lake file stored kind by kind (:mod:`features.lake_clusters`): the
+    columns every row has (``base``), each kind's row range in it, and, for each kind the
+    plan reads, that kind's own columns over its range (read from its row groups only)."""
+
+    base: pl.DataFrame
+    ranges: dict[str, tuple[int, int]]
+    own: dict[str, pl.DataFrame]
+
+    @property
+    def height(self) -> int:
+        return self.base.height
+
+    def of_kind(self, kind: str, base: pl.DataFrame | None = None) -> pl.DataFrame:
+        """The kind's rows: ``base`` (default: the piece's) over its range, and its own
+        columns."""
+        start, stop = self.ranges.get(kind, (0, 0))
+        rows = (self.base if base is None else base).slice(start, stop - start)
+        own = self.own.get(kind)
+        return rows if own is None else rows.hstack(own.get_columns())
+
+    def gather(self, mask: pl.Series, schema: pl.Schema) -> pl.DataFrame:
+        """The rows in ``mask`` with every column of ``schema``, null where their kind's
+        columns were not read: for the few rows a correction touches."""
+        frames = []
+        for kind, (start, stop) in self.ranges.items():
+            picked = mask.slice(start, stop - start)
+            if picked.any():
+                frames.append(self.of_kind(kind).filter(picked))
+        rows = pl.concat(frames, how="diagonal") if frames else self.base.clear()
+        missing = [pl.lit(None, dtype).alias(name) for name, dtype in schema.items()
+                   if name not in rows.columns]
+        return rows.with_columns(missing).select(schema.names())
+
+
+@dataclass(frozen=True)
 class Cut:
     """One piece of events cut into parts: its spine rows and its rows of each kind."""
 
@@ -140,15 +176,16 @@ class EventParts:
         """The key of the user named in ``column`` (a hash, or the string itself)."""
         return pl.col(column).hash(SEEDS[0]) if self.hashed else pl.col(column)
 
-    def add(self, events: pl.DataFrame, keep: pl.Series | None = None) -> None:
+    def add(self, events: pl.DataFrame | KindRuns, keep: pl.Series | None = None) -> None:
         """Keep the parts of these events (lake columns; kinds and categories as strings or
         Enums), or of those where ``keep`` is true: a mask is cheaper than a filtered copy."""
         self.append(self.cut(events, keep))
 
-    def cut(self, events: pl.DataFrame, keep: pl.Series | None = None) -> Cut:
+    def cut(self, events: pl.DataFrame | KindRuns, keep: pl.Series | None = None) -> Cut:
         """The parts of these events, not yet kept: several pieces may be cut at once, on
         threads, and then appended in their order (:meth:`append`)."""
-        keyed = events.with_columns(
+        runs = events if isinstance(events, KindRuns) else None
+        keyed = (events if runs is None else runs.base).with_columns(
             self.key_expr().alias(KEY), pl.col(KIND).cast(self._kind_enum), age_expr(self.as_of))
         first = [KEY, "user_id", "event_time", AGE]
         if self.layout.spine_kind:
@@ -164,12 +201,18 @@ class EventParts:
         # others would make Polars realign every column the kinds select.
         position = (pl.int_range(keyed.height, dtype=pl.Int64, eager=True) if keep is None
                     else keep.cast(pl.Int64).cum_sum() - 1).alias(POS)
-        codes = keyed.get_column(KIND).to_physical()
+        codes = keyed.get_column(KIND).to_physical() if runs is None else None
         kinds = {}
         for kind, columns in self.layout.kinds.items():
-            mask = before & (codes == self._kind_codes[kind])
-            rows = self._shape(keyed, [KEY, AGE], columns, mask)
-            kinds[kind] = rows.insert_column(2, position.filter(mask))
+            if codes is not None:
+                frame, picked, mask = keyed, position, before & (codes == self._kind_codes[kind])
+            else:
+                assert runs is not None
+                start, stop = runs.ranges.get(kind, (0, 0))
+                frame, picked = runs.of_kind(kind, keyed), position.slice(start, stop - start)
+                mask = before.slice(start, stop - start)
+            rows = self._shape(frame, [KEY, AGE], columns, mask)
+            kinds[kind] = rows.insert_column(2, picked if mask.all() else picked.filter(mask))
         return Cut(spine=spine, kinds=kinds)
 
     def append(self, cut: Cut) -> None:
@@ -210,7 +253,7 @@ class EventParts:
                         if name in events.columns and name not in first and name not in derived)
         helper = [] if not derived or "event_time" in (*first, *stored) else ["event_time"]
         rows = events.select(*first, *stored, *helper)
-        if mask is not None:
+        if mask is not None and not mask.all():
             rows = rows.filter(mask)
         casts = []
         for name in stored:

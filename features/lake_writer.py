@@ -45,6 +45,7 @@ from features.lake import (
     temp_path,
     write_atomic,
 )
+from features.lake_clusters import write_clustered
 from features.lake_keys import (
     CONTENT_COLUMNS,
     HASH_ID,
@@ -199,9 +200,12 @@ def with_platform_columns(staged: pa.Table, ingested_at: datetime) -> pa.Table:
 
 
 def write_parquet(table: pa.Table, path: Path, settings: Settings) -> None:
-    """Write one lake file (the commit fsyncs it after renaming it into place)."""
-    compression = None if settings.lake_compression == "none" else settings.lake_compression
-    pq.write_table(table, path, compression=compression)
+    """Write one lake file, kind by kind (the commit fsyncs it after renaming it into place)."""
+    write_clustered([table], path, compression=_compression(settings))
+
+
+def _compression(settings: Settings) -> str | None:
+    return None if settings.lake_compression == "none" else settings.lake_compression
 
 
 def fsync_all(paths: list[Path]) -> None:
@@ -359,13 +363,9 @@ def _bins(segments: list[Segment], target: int) -> list[list[Segment]]:
 def _merge(root: Path, group: list[Segment], name: str, settings: Settings,
            hash_id: str) -> Segment:
     temp = temp_path(root, name)
-    compression = None if settings.lake_compression == "none" else settings.lake_compression
-    with open(temp, "wb") as handle:
-        with pq.ParquetWriter(handle, LAKE_SCHEMA, compression=compression) as out:
-            for segment in group:
-                out.write_table(pq.read_table(root / EVENTS / segment.name, schema=LAKE_SCHEMA))
-        handle.flush()
-        os.fsync(handle.fileno())
+    tables = (pq.read_table(root / EVENTS / segment.name, schema=LAKE_SCHEMA) for segment in group)
+    write_clustered(tables, temp, compression=_compression(settings))
+    fsync_dir(temp)
     Fingerprints.concat([load_key_file(root, s, hash_id) for s in group]).save(key_path(root, name))
     os.replace(temp, root / EVENTS / name)
     fsync_dir(root / EVENTS)

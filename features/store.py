@@ -41,6 +41,7 @@ from config.settings import Settings
 from features import lake
 from features.dense_reduce import warm_up
 from features.engine_polars import (
+    BASE_COLUMNS,
     KeyCollision,
     as_of_instant,
     enum_casts,
@@ -48,8 +49,9 @@ from features.engine_polars import (
     features_of_parts,
     input_columns,
 )
-from features.event_parts import EventParts
+from features.event_parts import EventParts, KindRuns, Layout
 from features.events import LAKE_SCHEMA
+from features.lake_clusters import Run, kind_runs
 from features.plan import Plan, compile_plan
 
 logger = logging.getLogger(__name__)
@@ -143,7 +145,8 @@ def _compute(settings: Settings, engine: Engine, *, as_of: date, as_known_at: da
     for hashed in (True, False):
         parts = EventParts(plan, as_of, hashed=hashed)
         for cut in _resolved_pieces(settings, as_known_at=as_known_at, watermark=watermark,
-                                    plan=plan, then=parts.cut, workers=READ_THREADS):
+                                    plan=plan, then=parts.cut, workers=READ_THREADS,
+                                    by_kind=True):
             parts.append(cut)
         _stage(progress, "compute")
         warming.join()
@@ -185,13 +188,15 @@ def read_events(settings: Settings, *, as_known_at: datetime, watermark: datetim
                       for piece in pieces], how="vertical")
 
 
-def _pair(piece: pl.DataFrame, keep: pl.Series | None) -> tuple[pl.DataFrame, pl.Series | None]:
+def _pair(piece: pl.DataFrame | KindRuns,
+          keep: pl.Series | None) -> tuple[pl.DataFrame, pl.Series | None]:
+    assert isinstance(piece, pl.DataFrame)  # read whole: not by kind
     return piece, keep
 
 
 def _resolved_pieces(settings: Settings, *, as_known_at: datetime, watermark: datetime,
-                     plan: Plan, then: Callable[[pl.DataFrame, pl.Series | None], T],
-                     workers: int = 1) -> Iterator[T]:
+                     plan: Plan, then: Callable[[pl.DataFrame | KindRuns, pl.Series | None], T],
+                     workers: int = 1, by_kind: bool = False) -> Iterator[T]:
     """The lake as known at T (watermark W), piece by piece: ``then(rows, keep)`` of each.
 
     Only the events that share an id with a correction known by T go through
@@ -201,12 +206,15 @@ def _resolved_pieces(settings: Settings, *, as_known_at: datetime, watermark: da
     columns the plan reads plus those the rule needs (``features_chunk_rows`` rows at a
     time, which bounds the memory of the columns read), with the mask of its rows that
     stand alone. Pieces are read, and handed to ``then``, on ``workers`` threads (Polars
-    releases the GIL), and come out in the lake's order.
+    releases the GIL), and come out in the lake's order. With ``by_kind``, a piece of a
+    file stored kind by kind comes as :class:`KindRuns` (each kind's own columns read
+    from its row groups only).
     """
     files = [str(path) for path in lake.lake_files(settings, watermark=watermark)]
     if not files:
         return
-    reading = _LakeReading.of(files, as_known_at=as_known_at, watermark=watermark, plan=plan)
+    reading = _LakeReading.of(files, as_known_at=as_known_at, watermark=watermark, plan=plan,
+                              by_kind=by_kind)
     chunk_rows = settings.features_chunk_rows
 
     def work(where: tuple[str, int]) -> tuple[T, pl.DataFrame | None]:
@@ -224,36 +232,76 @@ def _resolved_pieces(settings: Settings, *, as_known_at: datetime, watermark: da
 
 @dataclass(frozen=True)
 class _LakeReading:
-    """How pieces of the lake are read: the columns, and which rows stand alone."""
+    """How pieces of the lake are read: the columns, and which rows stand alone.
+
+    With ``own`` (the columns only one kind's aggregates read, per kind), a file stored
+    kind by kind is read as :class:`KindRuns`: the other columns for every row, each
+    kind's own columns from its row groups only; other files are read whole.
+    """
 
     columns: list[str]
     keys: list[str]
     known: pl.Expr
     touched: pl.Expr
+    own: dict[str, list[str]]
+    runs: dict[str, list[Run] | None]
 
     @classmethod
     def of(cls, files: Sequence[str], *, as_known_at: datetime, watermark: datetime,
-           plan: Plan) -> _LakeReading:
+           plan: Plan, by_kind: bool) -> _LakeReading:
         columns = input_columns(pl.scan_parquet(files[0]), plan)
         known = (pl.col("ingested_at") <= watermark) & (pl.col("known_at") <= as_known_at)
         corrected = (pl.scan_parquet(files).filter(known & pl.col("corrects").is_not_null())
                      .select(pl.col("corrects").unique()).collect().to_series())
         touched = pl.col("event_id").is_in(corrected.implode()) | pl.col("corrects").is_not_null()
-        return cls(columns=columns, keys=[key for key in RESOLVE_COLUMNS if key not in columns],
-                   known=known, touched=touched)
+        keys = [key for key in RESOLVE_COLUMNS if key not in columns]
+        own = _own_columns(plan, columns, keys) if by_kind else {}
+        return cls(columns=columns, keys=keys, known=known, touched=touched, own=own,
+                   runs={path: kind_runs(path) if own else None for path in files})
 
     def read(self, path: str, offset: int, *, rows: int,
-             ) -> tuple[pl.DataFrame, pl.Series, pl.DataFrame | None]:
+             ) -> tuple[pl.DataFrame | KindRuns, pl.Series, pl.DataFrame | None]:
         """A piece's columns, the mask of its rows that stand alone, and its known rows
         that a correction touches (None when there are none)."""
-        frame = pl.scan_parquet(path).slice(offset, rows).select(
-            *self.columns, *self.keys, self.known.alias(KNOWN), self.touched.alias(TOUCHED),
+        runs = self.runs.get(path)
+        claimed = {name for names in self.own.values() for name in names} if runs else set()
+        scan = pl.scan_parquet(path)
+        frame = scan.slice(offset, rows).select(
+            *(name for name in self.columns if name not in claimed), *self.keys,
+            self.known.alias(KNOWN), self.touched.alias(TOUCHED),
         ).collect()
+        piece: pl.DataFrame | KindRuns = frame
+        if runs:
+            piece = self._kind_runs(scan, frame, runs, offset)
         is_known = frame.get_column(KNOWN)
         touched_rows = frame.get_column(TOUCHED) & is_known
-        touched = frame.filter(touched_rows).drop(TOUCHED, KNOWN) if touched_rows.any() else None
+        touched = None
+        if touched_rows.any():
+            touched = (piece.gather(touched_rows, self._schema()) if isinstance(piece, KindRuns)
+                       else frame.filter(touched_rows).drop(TOUCHED, KNOWN))
         alone = is_known & ~touched_rows & ~frame.get_column("voided").fill_null(False)
+        if isinstance(piece, KindRuns):
+            kept = [name for name in piece.base.columns if name in self.columns]
+            return KindRuns(piece.base.select(kept), piece.ranges, piece.own), alone, touched
         return frame.select(self.columns), alone, touched
+
+    def _kind_runs(self, scan: pl.LazyFrame, base: pl.DataFrame, runs: list[Run],
+                   offset: int) -> KindRuns:
+        """Each kind's range within the piece, and its own columns read over that range."""
+        ranges = {}
+        for run in runs:
+            start, stop = max(run.start, offset), min(run.stop, offset + base.height)
+            if start < stop:
+                ranges[run.kind] = (start - offset, stop - offset)
+        own = {}
+        for kind, names in self.own.items():
+            start, stop = ranges.get(kind, (0, 0))
+            own[kind] = scan.slice(offset + start, stop - start).select(names).collect()
+        return KindRuns(base, ranges, own)
+
+    def _schema(self) -> pl.Schema:
+        schema = _lake_schema()
+        return pl.Schema({name: schema[name] for name in (*self.columns, *self.keys)})
 
     def resolve(self, versions: list[pl.DataFrame], *, as_known_at: datetime,
                 watermark: datetime) -> pl.DataFrame:
@@ -264,6 +312,15 @@ class _LakeReading:
         rows = pl.concat(versions, how="vertical").with_columns(padding).lazy()
         resolved = lake.resolve(rows, as_known_at=as_known_at, watermark=watermark)
         return resolved.select(self.columns).collect()
+
+
+def _own_columns(plan: Plan, columns: list[str], keys: list[str]) -> dict[str, list[str]]:
+    """For each kind, the lake columns only that kind's part reads: every column the spine,
+    the rules or the base need stays with all rows."""
+    layout = Layout.of(plan)
+    shared = {*BASE_COLUMNS, *layout.spine, *keys, *RESOLVE_COLUMNS}
+    return {kind: [name for name in columns if name in wanted and name not in shared]
+            for kind, wanted in layout.kinds.items()}
 
 
 def _slices(files: Sequence[str], rows: int) -> Iterator[tuple[str, int]]:
