@@ -9,6 +9,11 @@ every row. Rows are ordered by kind with a stable sort, so within a kind they
 keep the order they arrived in; the engines concatenate a pass's rows kind by
 kind anyway, so what they compute does not depend on the layout.
 
+Files of fewer than ``MIN_ROWS`` rows (an API batch) are written as they came:
+split by kind, their row groups would be too small to pay for their overhead, and
+compaction, which merges such files, stores the merged rows kind by kind once they
+are that many.
+
 A file is recognised as clustered from its row groups' statistics (each row
 group's ``kind`` minimum equals its maximum); files written before, whose row
 groups mix kinds, are read whole as they always were.
@@ -17,6 +22,7 @@ groups mix kinds, are read whole as they always were.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +33,9 @@ import pyarrow.parquet as pq
 from features.events import LAKE_SCHEMA
 
 KIND = "kind"
+MIN_ROWS = 10_000
+"""Files with fewer rows are not split by kind (see above)."""
+TAKE_THREADS = 2
 
 
 @dataclass(frozen=True)
@@ -42,7 +51,7 @@ def by_kind(table: pa.Table) -> list[pa.Table]:
     """The table's rows kind by kind (kinds in name order; within a kind, in table order)."""
     if table.num_rows == 0:
         return []
-    ordered = table.take(pc.sort_indices(table.column(KIND)))  # Arrow's sort is stable
+    ordered = _take(table, pc.sort_indices(table.column(KIND)))  # Arrow's sort is stable
     counts = pc.value_counts(ordered.column(KIND))  # in order of appearance: sorted
     runs, start = [], 0
     for length in counts.field("counts").to_pylist():
@@ -51,12 +60,26 @@ def by_kind(table: pa.Table) -> list[pa.Table]:
     return runs
 
 
+def _take(table: pa.Table, rows: pa.Array) -> pa.Table:
+    """``table.take(rows)``, a column per thread (Arrow's take runs on one core and
+    releases the GIL)."""
+    with ThreadPoolExecutor(max_workers=TAKE_THREADS) as pool:
+        columns = list(pool.map(lambda column: column.take(rows), table.columns))
+    return pa.Table.from_arrays(columns, schema=table.schema)
+
+
 def write_clustered(tables: Iterable[pa.Table], path: Path, *, compression: str | None) -> None:
     """Write the rows of ``tables`` to one Parquet file, kind by kind.
 
     Every kind's rows, from all tables in their order, go into row groups of their
     own; the tables are held in memory together (a lake file is bounded in rows).
+    Fewer than ``MIN_ROWS`` rows are written in the tables' order.
     """
+    tables = list(tables)
+    if sum(table.num_rows for table in tables) < MIN_ROWS:
+        with pq.ParquetWriter(path, LAKE_SCHEMA, compression=compression) as out:
+            out.write_table(pa.concat_tables(tables) if tables else LAKE_SCHEMA.empty_table())
+        return
     runs: dict[str, list[pa.Table]] = {}
     for table in tables:
         for run in by_kind(table):

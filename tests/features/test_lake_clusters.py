@@ -16,11 +16,12 @@ from polars.testing import assert_frame_equal
 from config.settings import Settings, load_settings
 from features import lake
 from features.engine_polars import as_of_instant
-from features.ingest import ingest_files
+from features.ingest import ingest_files, ingest_records
 from features.lake_clusters import Run, by_kind, kind_runs
 from features.lake_writer import compact
 from features.simulate import simulate
 from features.store import build_snapshot, compute_features, load_snapshot
+from tests.features.event_samples import population
 
 END = date(2025, 9, 1)
 AS_OF = date(2025, 7, 1)
@@ -75,6 +76,18 @@ def test_every_ingested_file_holds_one_kind_per_row_group(simulated: Settings) -
         assert all(a.stop == b.start for a, b in pairwise(runs))
         kinds = pq.read_table(path, columns=["kind"]).column("kind").to_pylist()
         assert all(set(kinds[run.start:run.stop]) == {run.kind} for run in runs)
+
+
+def test_a_small_batch_is_written_as_it_came(settings: Settings) -> None:
+    """Split by kind, an API batch's row groups would be tiny: compaction clusters it."""
+    ingest_records(settings, population(40))
+    ingest_records(settings, population(40, prefix="f"))
+    files = lake.lake_files(settings)
+    assert [kind_runs(path) for path in files] == [None, None]
+    assert pq.ParquetFile(files[0]).metadata.num_row_groups == 1
+    events = lake.scan_stored(settings).collect()
+    compact(settings.model_copy(update={"lake_retire_seconds": 0}))
+    assert lake.scan_stored(settings).collect().sort("event_id").equals(events.sort("event_id"))
 
 
 def test_a_file_whose_row_groups_mix_kinds_is_not_taken_for_clustered(tmp_path: Path) -> None:
