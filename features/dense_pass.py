@@ -49,7 +49,10 @@ def reduce_pass(rows: PassRows, aggregates: Sequence[Aggregate],
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
         for batch in _batches(aggregates, BATCH):
             reads = [_Read.of(aggregate, rows, as_of) for aggregate in batch]
-            columns = rows.frame.select(expr for read in reads for expr in read.exprs())
+            # lazily: identical value expressions of a batch (one column over several
+            # windows) are evaluated once
+            columns = rows.frame.lazy().select(
+                expr for read in reads for expr in read.exprs()).collect()
             done = pool.map(_Read.reduce, reads, [columns] * len(reads))
             for read, result in zip(reads, done, strict=True):
                 results[read.aggregate.key] = result
