@@ -7,6 +7,7 @@ is set (CI sets it), again on a fresh schema of a real PostgreSQL server.
 from __future__ import annotations
 
 import os
+import shutil
 import threading
 import uuid
 from collections.abc import Iterator
@@ -51,18 +52,59 @@ def settings(home: Path) -> Settings:
     return load_settings(home=home, log_format="text")
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A SQLite file migrated once: tests that want a migrated database get a copy, which
+    costs a fraction of running every migration again (``db`` still checks the head)."""
+    path = tmp_path_factory.mktemp("migrated") / "migrated.db"
+    engine = sa.create_engine(f"sqlite:///{path}")
+    upgrade(engine)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres() -> Iterator[str]:
+    """A PostgreSQL database migrated once, the template of each test's migrated one."""
+    if not POSTGRES_URL:
+        pytest.skip("set ALTCREDIT_TEST_DATABASE_URL to run the PostgreSQL variant")
+    name = f"altcredit_template_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    engine = sa.create_engine(admin.url.set(database=name))
+    upgrade(engine)
+    engine.dispose()
+    try:
+        yield name
+    finally:
+        with admin.connect() as connection:
+            connection.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def _wants_migrated(request: pytest.FixtureRequest) -> bool:
+    """Whether the test asked for a migrated database (``db`` and what builds on it)."""
+    return "db" in request.fixturenames
+
+
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def database_url(request: pytest.FixtureRequest, home: Path) -> Iterator[str]:
-    """A database URL: a SQLite file, then (when configured) a fresh PostgreSQL database."""
+    """A database URL: a SQLite file, then (when configured) a fresh PostgreSQL database;
+    empty, or a copy of the migrated template when the test uses ``db``."""
     if request.param == "sqlite":
+        if _wants_migrated(request):
+            shutil.copyfile(request.getfixturevalue("migrated_sqlite"), home / "test.db")
         yield f"sqlite:///{home / 'test.db'}"
         return
     if not POSTGRES_URL:
         pytest.skip("set ALTCREDIT_TEST_DATABASE_URL to run the PostgreSQL variant")
     name = f"altcredit_{uuid.uuid4().hex[:12]}"
+    template = (f' TEMPLATE "{request.getfixturevalue("migrated_postgres")}"'
+                if _wants_migrated(request) else "")
     admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
-        connection.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        connection.execute(sa.text(f'CREATE DATABASE "{name}"{template}'))
     try:
         yield admin.url.set(database=name).render_as_string(hide_password=False)
     finally:
@@ -88,8 +130,9 @@ def db(db_settings: Settings) -> Iterator[Engine]:
 
 
 @pytest.fixture
-def sqlite_db(settings: Settings) -> Iterator[Engine]:
+def sqlite_db(settings: Settings, migrated_sqlite: Path) -> Iterator[Engine]:
     """A migrated SQLite engine only, for tests whose subject is not the database."""
+    shutil.copyfile(migrated_sqlite, settings.path("altcredit.db"))
     engine = get_engine(settings)
     upgrade(engine)
     yield engine
