@@ -68,17 +68,20 @@ Using the store
 - Speed (`benchmarks/features.py --rounds 3`: 1,000,000 users, 20,000,000 events, the
   whole catalogue, snapshot written, engine polars, against one grouped Polars pass over the
   same files computing count, sum and max per user; the median of three turns each): on
-  this 2-core machine, with the lake stored kind by kind, 14.7 s against 2.6 s, 5.7x the
-  pass's wall time (5.0x its CPU time: 24.4 s against 4.9 s), peak memory 4.2 GiB;
-  stages: read and cut into parts 5.3 s, compute 8.2 s, write 1.1 s. Before the lake was
+  this 2-core machine, with the lake stored kind by kind, 13.7 s against 2.5 s, 5.5x the
+  pass's wall time (4.8x its CPU time: 22.8 s against 4.7 s), peak memory 4.1 GiB;
+  stages: read and cut into parts 5.0 s, compute 7.6 s, write 1.1 s. Before the lake was
   stored kind by kind, the same script on a lake of the same events took 16.8 s against
-  3.3 s (5.1x; read and cut 8.2 s, compute 7.0 s): storing kinds apart sped the build
-  up by 13% and the single pass by more (its columns decode in more, smaller row groups
-  at once), so the ratio grew. The previous engine (hash group-bys) took 21.2 s against
-  3.1 s (6.9x). The target is 3x and is not met. What is left: numbering every user
-  (about 1.7 s), the per-kind passes (about 4.5 s: Polars evaluating each aggregate's
-  condition and value, and the loops), and in the read the columns every row has (user
-  id, event id, times, about 1.4 s) and their cut into parts (about 2 s).
+  3.3 s (5.1x; read and cut 8.2 s, compute 7.0 s): storing kinds apart and evaluating
+  each batch's expressions once sped the build up by a fifth, and the single pass by more
+  (its columns decode in more, smaller row groups at once), so the ratio grew. The
+  previous engine (hash group-bys) took 21.2 s against 3.1 s (6.9x). The target is 3x
+  and is not met. What is left (thread time): numbering every user (about 1.9 s, of
+  which the hash table 0.9 s), the per-kind passes (about 3.9 s: Polars evaluating
+  conditions and values 0.5 s, the loops 3.4 s, one per aggregate and window), and in
+  the read the columns every row has (user id, event id, times: about 1.4 s) and their
+  cut into parts (about 2 s). One loop per column and condition, updating every window
+  of it at once, is the next step.
 - To add a feature, add a `[[feature]]` table to `config/features.toml` (its header lists every
   field), then regenerate this page.
 
