@@ -38,6 +38,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from config.settings import load_settings
 from features.events import INPUT_SCHEMA, MerchantCategory
 from features.ingest import ingest_files, ingest_records
+from features.lake_writer import lake_compression
 
 START = np.datetime64("2023-01-01T00:00:00", "us").astype(np.int64)
 SPAN_US = 730 * 86_400 * 1_000_000
@@ -143,7 +144,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="altcredit-bench-") as folder:
         work = Path(folder)
         settings = load_settings(home=work / "home", log_format="text", log_level="WARNING")
-        compression = None if settings.lake_compression == "none" else settings.lake_compression
+        compression = lake_compression(settings)
         source = work / "events.parquet"
         began = time.perf_counter()
         write_events(source, events)

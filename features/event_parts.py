@@ -117,10 +117,6 @@ class KindRuns:
     ranges: dict[str, tuple[int, int]]
     own: dict[str, pl.DataFrame]
 
-    @property
-    def height(self) -> int:
-        return self.base.height
-
     def of_kind(self, kind: str, base: pl.DataFrame | None = None) -> pl.DataFrame:
         """The kind's rows: ``base`` (default: the piece's) over its range, and its own
         columns."""
@@ -211,8 +207,9 @@ class EventParts:
                 start, stop = runs.ranges.get(kind, (0, 0))
                 frame, picked = runs.of_kind(kind, keyed), position.slice(start, stop - start)
                 mask = before.slice(start, stop - start)
-            rows = self._shape(frame, [KEY, AGE], columns, mask)
-            kinds[kind] = rows.insert_column(2, picked if mask.all() else picked.filter(mask))
+            every = mask.all()
+            rows = self._shape(frame, [KEY, AGE], columns, None if every else mask)
+            kinds[kind] = rows.insert_column(2, picked if every else picked.filter(mask))
         return Cut(spine=spine, kinds=kinds)
 
     def append(self, cut: Cut) -> None:

@@ -201,10 +201,11 @@ def with_platform_columns(staged: pa.Table, ingested_at: datetime) -> pa.Table:
 
 def write_parquet(table: pa.Table, path: Path, settings: Settings) -> None:
     """Write one lake file, kind by kind (the commit fsyncs it after renaming it into place)."""
-    write_clustered([table], path, compression=_compression(settings))
+    write_clustered([table], path, compression=lake_compression(settings))
 
 
-def _compression(settings: Settings) -> str | None:
+def lake_compression(settings: Settings) -> str | None:
+    """The Parquet codec of lake files (None: uncompressed)."""
     return None if settings.lake_compression == "none" else settings.lake_compression
 
 
@@ -364,7 +365,7 @@ def _merge(root: Path, group: list[Segment], name: str, settings: Settings,
            hash_id: str) -> Segment:
     temp = temp_path(root, name)
     tables = (pq.read_table(root / EVENTS / segment.name, schema=LAKE_SCHEMA) for segment in group)
-    write_clustered(tables, temp, compression=_compression(settings))
+    write_clustered(tables, temp, compression=lake_compression(settings))
     fsync_dir(temp)
     Fingerprints.concat([load_key_file(root, s, hash_id) for s in group]).save(key_path(root, name))
     os.replace(temp, root / EVENTS / name)

@@ -27,7 +27,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from functools import cache
 from pathlib import Path
@@ -282,7 +282,7 @@ class _LakeReading:
         alone = is_known & ~touched_rows & ~frame.get_column("voided").fill_null(False)
         if isinstance(piece, KindRuns):
             kept = [name for name in piece.base.columns if name in self.columns]
-            return KindRuns(piece.base.select(kept), piece.ranges, piece.own), alone, touched
+            return replace(piece, base=piece.base.select(kept)), alone, touched
         return frame.select(self.columns), alone, touched
 
     def _kind_runs(self, scan: pl.LazyFrame, base: pl.DataFrame, runs: list[Run],
