@@ -1,16 +1,17 @@
-"""One pass of the plan: its aggregates over the rows of its kinds, one array per aggregate.
+"""One pass of the plan: its aggregates over the rows of its kinds, piece after piece.
 
 Polars evaluates, for a few aggregates at a time, each one's row condition and
-value over the pass's rows (column-wise, on every core); the per-user reduction is
-then a loop over plain arrays (:mod:`features.dense_reduce`), the aggregates of a
-batch on several threads. Exactness follows the lake's types: money is summed as
-integer cents and integers as integers (the result is then what a decimal sum
-gives), floating-point values in row order, so every run gives the same bits.
+value over a piece's rows of the pass (column-wise, on every core); the per-user
+reduction is then a loop over plain arrays (:mod:`features.dense_reduce`) into
+slots that persist from piece to piece, the aggregates of a batch on several
+threads. Exactness follows the lake's types: money is summed as integer cents and
+integers as integers (the result is then what a decimal sum gives), floating-point
+values in row order, so every run gives the same bits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
@@ -28,75 +29,96 @@ BATCH = 6
 THREADS = 2
 MAX_CODE_WORDS = 8
 """Distinct counts of integer codes spanning up to 64 times this many values use bit sets."""
-ROW = "_row"
+USER = "_user"
+VALUE = "_value"
+TIME = "_time"
+EVENT_ID = "_event_id"
 
 
 @dataclass(frozen=True)
 class PassRows:
-    """A pass's rows, each user's dense number per row, and how many users there are."""
+    """A piece's rows of a pass, each row's user number, and which rows count (None:
+    all of them; a row that does not count may have no user number)."""
 
     frame: pl.DataFrame
     idx: reduce.Index
-    users: int
-    kinds: tuple[str, ...]
-    before: bool
+    valid: reduce.Mask | None
 
 
-def reduce_pass(rows: PassRows, aggregates: Sequence[Aggregate],
-                as_of: date) -> dict[str, np.ndarray]:
-    """Every aggregate of the pass, as an array with one value per user."""
-    results: dict[str, np.ndarray] = {}
-    with ThreadPoolExecutor(max_workers=THREADS) as pool:
-        for batch in _batches(aggregates, BATCH):
-            reads = [_Read.of(aggregate, rows, as_of) for aggregate in batch]
+class PassReducer:
+    """A pass's aggregates, reduced over every piece added (in the lake's order)."""
+
+    def __init__(self, kinds: tuple[str, ...], aggregates: Sequence[Aggregate], as_of: date,
+                 *, before: bool = False) -> None:
+        self.kinds = kinds
+        self.aggregates = aggregates
+        self.as_of = as_of
+        self.before = before
+        self._reads: list[_Read] | None = None
+
+    def add(self, rows: PassRows, users: int, pool: ThreadPoolExecutor) -> None:
+        """Reduce a piece's rows into the slots of ``users`` users (more than before, if
+        the piece brought new ones)."""
+        if self._reads is None:
+            self._reads = [_Read.of(aggregate, rows.frame, self.kinds, self.as_of, self.before)
+                           for aggregate in self.aggregates]
+        for batch in _batches(self._reads, BATCH):
             # lazily: identical value expressions of a batch (one column over several
             # windows) are evaluated once
-            columns = rows.frame.lazy().select(
-                expr for read in reads for expr in read.exprs()).collect()
-            done = pool.map(_Read.reduce, reads, [columns] * len(reads))
-            for read, result in zip(reads, done, strict=True):
-                results[read.aggregate.key] = result
-    return results
+            columns = rows.frame.lazy().select(expr for read in batch
+                                               for expr in read.exprs()).collect()
+            done = pool.map(_Read.add, batch, [rows] * len(batch), [columns] * len(batch),
+                            [users] * len(batch))
+            list(done)  # re-raises a loop's error
+
+    def results(self, users: int) -> dict[str, np.ndarray]:
+        """Every aggregate of the pass, as an array with one value per user."""
+        assert self._reads is not None, "no piece was added"
+        return {read.aggregate.key: read.slots.result(users) for read in self._reads}
 
 
-def _batches(items: Sequence[Aggregate], size: int) -> Iterator[Sequence[Aggregate]]:
+def _batches(items: Sequence[_Read], size: int) -> Iterator[Sequence[_Read]]:
     for start in range(0, len(items), size):
         yield items[start:start + size]
 
 
 @dataclass(frozen=True)
 class _Read:
-    """What one aggregate reads from the rows (its mask, its value) and how it reduces."""
+    """What one aggregate reads from the rows (its mask, its value) and the slots it
+    reduces them into."""
 
     aggregate: Aggregate
-    rows: PassRows
     mask: pl.Expr | None
     value: pl.Expr | None
-    kind: str
-    scale: int = 0
+    slots: _Slots
 
     @classmethod
-    def of(cls, aggregate: Aggregate, rows: PassRows, as_of: date) -> _Read:
-        cond = row_condition(aggregate, rows.kinds, before=rows.before)
+    def of(cls, aggregate: Aggregate, frame: pl.DataFrame, kinds: tuple[str, ...],
+           as_of: date, before: bool) -> _Read:
+        cond = row_condition(aggregate, kinds, before=before)
         op = aggregate.op
         if op == "count":
-            return cls(aggregate, rows, cond, None, "count")
+            return cls(aggregate, cond, None, _Count())
         if op in ("min_age", "max_age"):
-            return cls(aggregate, rows, cond, pl.col(AGE), op)
+            return cls(aggregate, cond, pl.col(AGE), _Extreme(largest=op == "max_age"))
         assert aggregate.value is not None
         day = day_number(as_of)
         exact = value_expr(aggregate.value, as_of_day=day, as_float=False)
-        dtype = rows.frame.lazy().select(exact).collect_schema().dtypes()[0]
+        dtype = frame.lazy().select(exact).collect_schema().dtypes()[0]
+        mask = _keep(cond, exact)
         if op in ("sum", "mean"):
-            value, kind, scale = _summand(exact, dtype)
-            return cls(aggregate, rows, _keep(cond, exact), value, f"{op}_{kind}", scale)
+            value, ints, scale = _summand(exact, dtype)
+            total = _Sum(ints, scale)
+            return cls(aggregate, mask, value, total if op == "sum" else _Mean(total))
         if op == "distinct":
             code = _code(exact, dtype)
             if code is None:
-                return cls(aggregate, rows, _keep(cond, exact), exact, "distinct_values")
-            return cls(aggregate, rows, _keep(cond, exact), code, "distinct_codes")
+                return cls(aggregate, mask, exact, _DistinctValues())
+            return cls(aggregate, mask, code, _DistinctCodes())
         as_float = value_expr(aggregate.value, as_of_day=day, as_float=True)
-        return cls(aggregate, rows, _keep(cond, exact), as_float, op)  # min, max, std, latest
+        slots: _Slots = (_Std() if op == "std" else _Latest() if op == "latest"
+                         else _Extreme(largest=op == "max"))
+        return cls(aggregate, mask, as_float, slots)
 
     def exprs(self) -> list[pl.Expr]:
         key = self.aggregate.key
@@ -105,12 +127,18 @@ class _Read:
             found.append(self.value.alias(f"{key}_v"))
         return found
 
-    def reduce(self, columns: pl.DataFrame) -> np.ndarray:
-        key, rows = self.aggregate.key, self.rows
-        mask = (np.ones(len(rows.idx), dtype=np.bool_) if self.mask is None
-                else columns.get_column(f"{key}_m").to_numpy())
+    def add(self, rows: PassRows, columns: pl.DataFrame, users: int) -> None:
+        key = self.aggregate.key
+        if self.mask is None:
+            mask = (np.ones(len(rows.idx), dtype=np.bool_) if rows.valid is None
+                    else rows.valid)
+        else:
+            mask = columns.get_column(f"{key}_m").to_numpy()
+            if rows.valid is not None:
+                mask = mask & rows.valid
         value = None if self.value is None else columns.get_column(f"{key}_v")
-        return _REDUCERS[self.kind](self, mask, value)
+        self.slots.grow(users)
+        self.slots.add(rows, mask, value)
 
 
 def _keep(cond: pl.Expr | None, value: pl.Expr) -> pl.Expr:
@@ -118,13 +146,13 @@ def _keep(cond: pl.Expr | None, value: pl.Expr) -> pl.Expr:
     return present if cond is None else cond & present
 
 
-def _summand(value: pl.Expr, dtype: pl.DataType) -> tuple[pl.Expr, str, int]:
+def _summand(value: pl.Expr, dtype: pl.DataType) -> tuple[pl.Expr, bool, int]:
     """The value as exact integer units (decimals: units of their scale) or as floats."""
     if isinstance(dtype, pl.Decimal):
-        return value.to_physical().cast(pl.Int64), "ints", dtype.scale or 0
+        return value.to_physical().cast(pl.Int64), True, dtype.scale or 0
     if dtype.is_integer() or dtype == pl.Boolean:
-        return value.cast(pl.Int64), "ints", 0
-    return value.cast(pl.Float64), "floats", 0
+        return value.cast(pl.Int64), True, 0
+    return value.cast(pl.Float64), False, 0
 
 
 def _code(value: pl.Expr, dtype: pl.DataType) -> pl.Expr | None:
@@ -146,84 +174,248 @@ def _floats(series: pl.Series | None) -> np.ndarray:
     return series.fill_null(np.nan).to_numpy()
 
 
-def _count(read: _Read, mask: np.ndarray, _: pl.Series | None) -> np.ndarray:
-    return reduce.count(read.rows.idx, mask, read.rows.users)
+def _grown(array: np.ndarray, users: int) -> np.ndarray:
+    """``array`` with room for ``users`` slots, new ones zero.
+
+    Why zeros and room to spare: fresh memory costs most of a reduction (each page is
+    faulted in on first touch, dearly on a virtual machine); zeroed memory not yet
+    touched costs nothing, so the first array holds four times the users of the first
+    piece and rarely has to be copied into a larger one.
+    """
+    if len(array) >= users:
+        return array
+    wider = np.zeros(max(4 * users, 2 * len(array)), dtype=array.dtype)
+    wider[:len(array)] = array
+    return wider
 
 
-def _sum_ints(read: _Read, mask: np.ndarray, value: pl.Series | None) -> np.ndarray:
-    total = reduce.sums(read.rows.idx, mask, _ints(value), read.rows.users)
-    return total if read.scale == 0 else total / 10.0 ** read.scale
+class _Slots:
+    """One aggregate's per-user state, grown as users appear."""
+
+    def grow(self, users: int) -> None:
+        raise NotImplementedError
+
+    def add(self, rows: PassRows, mask: reduce.Mask, value: pl.Series | None) -> None:
+        raise NotImplementedError
+
+    def result(self, users: int) -> np.ndarray:
+        raise NotImplementedError
 
 
-def _sum_floats(read: _Read, mask: np.ndarray, value: pl.Series | None) -> np.ndarray:
-    return reduce.sums(read.rows.idx, mask, _floats(value), read.rows.users)
+class _Count(_Slots):
+    def __init__(self) -> None:
+        self.n = np.zeros(0, np.int64)
+
+    def grow(self, users: int) -> None:
+        self.n = _grown(self.n, users)
+
+    def add(self, rows: PassRows, mask: reduce.Mask, value: pl.Series | None) -> None:
+        reduce.count_into(rows.idx, mask, self.n)
+
+    def result(self, users: int) -> np.ndarray:
+        return self.n[:users]
 
 
-def _mean(read: _Read, mask: np.ndarray, value: pl.Series | None) -> np.ndarray:
-    total = (_sum_ints if read.kind == "mean_ints" else _sum_floats)(read, mask, value)
-    n = reduce.count(read.rows.idx, mask, read.rows.users)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(n > 0, total / n, np.nan)
+class _Sum(_Slots):
+    """Integers (decimals as units of their ``scale``) summed exactly, or floats."""
+
+    def __init__(self, ints: bool, scale: int) -> None:
+        self.ints = ints
+        self.scale = scale
+        self.total = np.zeros(0, np.int64 if ints else np.float64)
+
+    def grow(self, users: int) -> None:
+        self.total = _grown(self.total, users)
+
+    def add(self, rows: PassRows, mask: reduce.Mask, value: pl.Series | None) -> None:
+        reduce.sums_into(rows.idx, mask, _ints(value) if self.ints else _floats(value),
+                         self.total)
+
+    def result(self, users: int) -> np.ndarray:
+        total = self.total[:users]
+        return total / 10.0 ** self.scale if self.scale else total
 
 
-def _extreme(largest: bool) -> Callable[[_Read, np.ndarray, pl.Series | None], np.ndarray]:
-    def run(read: _Read, mask: np.ndarray, value: pl.Series | None) -> np.ndarray:
-        return reduce.extreme(read.rows.idx, mask, _floats(value), read.rows.users, largest)
-    return run
+class _Mean(_Slots):
+    def __init__(self, total: _Sum) -> None:
+        self.total = total
+        self.count = _Count()
+
+    def grow(self, users: int) -> None:
+        self.total.grow(users)
+        self.count.grow(users)
+
+    def add(self, rows: PassRows, mask: reduce.Mask, value: pl.Series | None) -> None:
+        self.total.add(rows, mask, value)
+        self.count.add(rows, mask, value)
+
+    def result(self, users: int) -> np.ndarray:
+        total, n = self.total.result(users), self.count.result(users)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return np.where(n > 0, total / n, np.nan)
 
 
-def _std(read: _Read, mask: np.ndarray, value: pl.Series | None) -> np.ndarray:
-    return reduce.std(read.rows.idx, mask, _floats(value), read.rows.users)
+class _Extreme(_Slots):
+    def __init__(self, largest: bool) -> None:
+        self.largest = largest
+        self.best = np.zeros(0, np.float64)
+        self.seen = np.zeros(0, np.bool_)
+
+    def grow(self, users: int) -> None:
+        self.best = _grown(self.best, users)
+        self.seen = _grown(self.seen, users)
+
+    def add(self, rows: PassRows, mask: reduce.Mask, value: pl.Series | None) -> None:
+        reduce.extreme_into(rows.idx, mask, _floats(value), self.best, self.seen, self.largest)
+
+    def result(self, users: int) -> np.ndarray:
+        best = self.best[:users]
+        best[~self.seen[:users]] = np.nan
+        return best
 
 
-def _distinct_codes(read: _Read, mask: np.ndarray, value: pl.Series | None) -> np.ndarray:
-    codes = _ints(value)
-    low, high = reduce.code_range(mask, codes)
-    words = (high - low) // 64 + 1
-    if words > MAX_CODE_WORDS:
-        return _distinct_values(read, mask, value)
-    return reduce.distinct_codes(read.rows.idx, mask, codes, low, max(words, 1), read.rows.users)
+class _Std(_Slots):
+    def __init__(self) -> None:
+        self.n = np.zeros(0, np.int64)
+        self.mean = np.zeros(0, np.float64)
+        self.squares = np.zeros(0, np.float64)
+
+    def grow(self, users: int) -> None:
+        self.n = _grown(self.n, users)
+        self.mean = _grown(self.mean, users)
+        self.squares = _grown(self.squares, users)
+
+    def add(self, rows: PassRows, mask: reduce.Mask, value: pl.Series | None) -> None:
+        reduce.moments_into(rows.idx, mask, _floats(value), self.n, self.mean, self.squares)
+
+    def result(self, users: int) -> np.ndarray:
+        return reduce.std_of(self.n[:users], self.squares[:users])
 
 
-def _distinct_values(read: _Read, mask: np.ndarray, value: pl.Series | None) -> np.ndarray:
-    assert value is not None
-    pairs = pl.DataFrame({"_user": read.rows.idx, "_value": value}).filter(pl.Series(mask))
-    users = pairs.unique().get_column("_user").to_numpy()
-    return np.bincount(users, minlength=read.rows.users).astype(np.int64)
+class _DistinctValues(_Slots):
+    """Each piece's distinct (user, value) pairs, kept; counted once every piece is in."""
+
+    def __init__(self) -> None:
+        self.pairs: list[pl.DataFrame] = []
+
+    def grow(self, users: int) -> None:
+        pass
+
+    def add(self, rows: PassRows, mask: reduce.Mask, value: pl.Series | None) -> None:
+        assert value is not None
+        picked = pl.Series(mask)
+        self.pairs.append(pl.DataFrame({USER: rows.idx, VALUE: value}).filter(picked).unique())
+
+    def result(self, users: int) -> np.ndarray:
+        if not self.pairs:
+            return np.zeros(users, np.int64)
+        found = pl.concat(self.pairs, how="vertical").unique().get_column(USER).to_numpy()
+        return np.bincount(found, minlength=users).astype(np.int64)
 
 
-def _latest(read: _Read, mask: np.ndarray, value: pl.Series | None) -> np.ndarray:
-    """The value of each user's latest row by (event_time, event_id), then row order."""
-    rows = read.rows
-    times = rows.frame.get_column("event_time").dt.epoch("us").to_numpy()
-    best, ties = reduce.latest_rows(rows.idx, mask, times, rows.users)
-    if (ties > 1).any():
-        tied = mask & (ties[rows.idx] > 1)
-        tied[tied] = times[tied] == times[best[rows.idx[tied]]]
-        at = np.flatnonzero(tied)
-        last = (pl.DataFrame({"_user": rows.idx[at], "_id": rows.frame.get_column("event_id")
-                              .gather(at), ROW: at})
-                .sort("_user", "_id", ROW).group_by("_user", maintain_order=True).last())
-        best[last.get_column("_user").to_numpy()] = last.get_column(ROW).to_numpy()
-    values = _floats(value)
-    found = best >= 0
-    out = np.full(rows.users, np.nan)
-    out[found] = values[best[found]]
-    return out
+class _DistinctCodes(_Slots):
+    """A bit set per user over the codes seen so far, [low, low + 64 * words), ``low`` a
+    multiple of 64; widened when a piece brings codes outside it, and given up for
+    (user, code) pairs once it would take more than :data:`MAX_CODE_WORDS` words."""
+
+    def __init__(self) -> None:
+        self.low = 0
+        self.words = 0
+        self.users = 0
+        self.capacity = 0
+        self.bits = np.zeros(0, np.uint64)
+        self.pairs: _DistinctValues | None = None
+
+    def grow(self, users: int) -> None:
+        self.users = users
+        if self.pairs is None and self.words and users > self.capacity:
+            self.capacity = max(users, 2 * self.capacity)
+            self.bits = _grown(self.bits, self.capacity * self.words)
+
+    def add(self, rows: PassRows, mask: reduce.Mask, value: pl.Series | None) -> None:
+        codes = _ints(value)
+        if self.pairs is None:
+            low, high = reduce.code_range(mask, codes)
+            if high >= low and not self._cover(low, high):
+                self.pairs = self._as_pairs()
+        if self.pairs is not None:
+            self.pairs.add(rows, mask, pl.Series(codes))
+        elif self.words:
+            reduce.codes_into(rows.idx, mask, codes, self.low, self.words, self.bits)
+
+    def _cover(self, low: int, high: int) -> bool:
+        """Lay the bit sets out to hold the codes [low, high] too; False when that would
+        take too many words."""
+        start, stop = low - low % 64, high + 1
+        if self.words:
+            start, stop = min(start, self.low), max(stop, self.low + 64 * self.words)
+        words = -(-(stop - start) // 64)
+        if words == self.words:
+            return True
+        if words > MAX_CODE_WORDS:
+            return False
+        if self.words:
+            shift = (self.low - start) // 64
+            self.bits = reduce.widen_bits(self.bits, self.words, self.capacity, shift, words)
+        else:
+            self.capacity = max(self.users, 1)
+            self.bits = np.zeros(self.capacity * words, np.uint64)
+        self.low, self.words = start, words
+        return True
+
+    def _as_pairs(self) -> _DistinctValues:
+        """The codes held so far as (user, code) pairs."""
+        pairs = _DistinctValues()
+        if self.words:
+            held = self.bits.view(np.uint8).reshape(self.capacity, -1)
+            users, bit = np.nonzero(np.unpackbits(held, axis=1, bitorder="little"))
+            pairs.pairs.append(pl.DataFrame({USER: users.astype(np.int32),
+                                             VALUE: self.low + bit.astype(np.int64)}))
+        self.bits = np.zeros(0, np.uint64)
+        return pairs
+
+    def result(self, users: int) -> np.ndarray:
+        if self.pairs is not None:
+            return self.pairs.result(users)
+        if not self.words:
+            return np.zeros(users, np.int64)
+        return reduce.popcounts(self.bits, self.words, users)
 
 
-_REDUCERS: dict[str, Callable[[_Read, np.ndarray, pl.Series | None], np.ndarray]] = {
-    "count": _count,
-    "sum_ints": _sum_ints,
-    "sum_floats": _sum_floats,
-    "mean_ints": _mean,
-    "mean_floats": _mean,
-    "min": _extreme(largest=False),
-    "max": _extreme(largest=True),
-    "min_age": _extreme(largest=False),
-    "max_age": _extreme(largest=True),
-    "std": _std,
-    "distinct_codes": _distinct_codes,
-    "distinct_values": _distinct_values,
-    "latest": _latest,
-}
+class _Latest(_Slots):
+    """The value of each user's latest row by (event_time, event_id), then row order: the
+    rows that count are kept (their user, time, id and value), then reduced at once."""
+
+    def __init__(self) -> None:
+        self.kept: list[pl.DataFrame] = []
+
+    def grow(self, users: int) -> None:
+        pass
+
+    def add(self, rows: PassRows, mask: reduce.Mask, value: pl.Series | None) -> None:
+        frame = rows.frame
+        self.kept.append(pl.DataFrame({
+            USER: rows.idx, TIME: frame.get_column("event_time").dt.epoch("us"),
+            EVENT_ID: frame.get_column("event_id"), VALUE: value,
+        }).filter(pl.Series(mask)))
+
+    def result(self, users: int) -> np.ndarray:
+        out = np.full(users, np.nan)
+        if not self.kept:
+            return out
+        rows = pl.concat(self.kept, how="vertical")
+        idx = rows.get_column(USER).to_numpy()
+        times = rows.get_column(TIME).to_numpy()
+        best, ties = reduce.latest_rows(idx, np.ones(len(idx), np.bool_), times, users)
+        if (ties > 1).any():
+            tied = ties[idx] > 1
+            tied[tied] = times[tied] == times[best[idx[tied]]]
+            at = np.flatnonzero(tied)
+            last = (pl.DataFrame({USER: idx[at], "_id": rows.get_column(EVENT_ID).gather(at),
+                                  "_row": at})
+                    .sort(USER, "_id", "_row").group_by(USER, maintain_order=True).last())
+            best[last.get_column(USER).to_numpy()] = last.get_column("_row").to_numpy()
+        values = _floats(rows.get_column(VALUE))
+        found = best >= 0
+        out[found] = values[best[found]]
+        return out

@@ -1,20 +1,21 @@
-"""Per-user reductions over rows that carry their user's dense number (0 .. users - 1).
+"""Per-user reductions into arrays of one slot per user, fed piece after piece.
 
 Why: a hash group-by looks every row's user up again for every aggregate; once each
-row knows its user's position in a plain array (:func:`dense_keys`, one hash-table
-pass over the spine), every aggregate is a single loop that scatters into an array
-of one slot per user, a few megabytes that stay in cache. The loops are compiled
-with numba and release the GIL, so the aggregates of a pass run on several threads.
+row knows its user's number (:class:`UserTable`, one hash-table probe per row), every
+aggregate is a single loop that scatters into an array of one slot per user, a few
+megabytes that stay in cache. The loops add into arrays that persist from one piece
+of the lake to the next, so nothing of a piece is kept once it is reduced. They are
+compiled with numba and release the GIL, so the aggregates of a pass run on several
+threads.
 
 Every reduction walks its rows in their order, so a result never depends on
 scheduling: the same events give the same bits. Conventions: ``mask`` says which
-rows count (condition passed, value present); a float result with no rows is NaN
-(the engine turns NaN into null); counts and sums of no rows are 0.
+rows count (condition passed, value present, row kept); only those rows' user numbers
+are read (others may be -1); a float slot with no rows is NaN (the engine turns NaN
+into null); counts and sums of no rows are 0.
 """
 
 from __future__ import annotations
-
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import numpy.typing as npt
@@ -25,76 +26,74 @@ Rows = npt.NDArray[np.int64]
 Mask = npt.NDArray[np.bool_]
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
+Keys = npt.NDArray[np.uint64]
 
 FIRST_TABLE = 1 << 12
 
 
-def dense_keys(keys: npt.NDArray[np.uint64], checks: npt.NDArray[np.uint64],
-               threads: int = 2) -> tuple[Index, Rows, bool]:
-    """Each row's user number, each user's first row, and whether two rows of one key
-    disagree on their check hash (two users sharing a key).
+class UserTable:
+    """Numbers users 0, 1, ... in the order they first appear, over any number of pieces.
 
-    The keys are split by their top bits into ``threads`` parts, each numbered on a
-    thread of its own with a table of its own (a table lookup is a cache miss: the
-    threads wait on memory side by side); users are numbered part by part, each part's
-    in the order they first appear.
+    An open-addressing table of 64-bit keys (a hash of the user id) with, beside each
+    key, a second independent hash of the id: two rows of one key whose checks differ
+    are two users sharing a key, which :meth:`number` reports (the caller then numbers
+    the ids themselves).
     """
-    bits = max(threads - 1, 0).bit_length()
-    idx = np.empty(len(keys), np.int32)
-    with ThreadPoolExecutor(max_workers=1 << bits) as pool:
-        numbered = list(pool.map(lambda part: _number(keys, checks, idx, part, bits),
-                                 range(1 << bits)))
-    counts = np.array([len(first) for first, _ in numbered], dtype=np.int64)
-    bases = np.concatenate([[0], np.cumsum(counts)[:-1]]).astype(np.int32)
-    if bits:
-        _rebase(idx, keys, bases, bits)
-    first = np.concatenate([first for first, _ in numbered])
-    return idx, first, any(collided for _, collided in numbered)
+
+    def __init__(self) -> None:
+        self._slots = np.zeros((FIRST_TABLE, 2), np.uint64)
+        self._numbers = np.full(FIRST_TABLE, -1, np.int32)
+        self.count = 0
+
+    def number(self, keys: Keys, checks: Keys) -> tuple[Index, Rows, bool]:
+        """Each row's user number, the rows where new users first appear (their numbers
+        follow on from the users already known, in that order), and whether a key was
+        seen with two checks."""
+        idx = np.empty(len(keys), np.int32)
+        first = np.empty(len(keys), np.int64)
+        self._slots, self._numbers, count, new, collided = _number(
+            keys, checks, self._slots, self._numbers, self.count, idx, first)
+        self.count = count
+        return idx, first[:new], collided
 
 
 @njit(cache=True, nogil=True)
-def _number(keys: npt.NDArray[np.uint64], checks: npt.NDArray[np.uint64], idx: Index,
-            part: int, bits: int) -> tuple[Rows, bool]:
-    """Number the users whose key's top ``bits`` bits are ``part`` (in ``idx``, from 0),
-    and return each one's first row. A slot holds key and check side by side; the
-    table doubles when half full."""
-    shift = np.uint64((64 - bits) % 64)
-    wanted = np.uint64(part)
-    size = FIRST_TABLE
-    table = np.zeros((size, 2), np.uint64)
-    numbers = np.full(size, -1, np.int32)
-    first = np.empty(len(keys), np.int64)
-    users = 0
+def _number(keys: Keys, checks: Keys, slots: npt.NDArray[np.uint64], numbers: Index,
+            users: int, idx: Index, first: Rows,
+            ) -> tuple[npt.NDArray[np.uint64], Index, int, int, bool]:
+    """Number each row's key (``idx``), new ones from ``users`` on (their rows in
+    ``first``); the table doubles when half full."""
+    size = len(numbers)
+    new = 0
     collided = False
     for row in range(len(keys)):
         key = keys[row]
-        if bits and (key >> shift) != wanted:
-            continue
         slot = np.int64(key & np.uint64(size - 1))
         while True:
             if numbers[slot] == -1:
-                table[slot, 0] = key
-                table[slot, 1] = checks[row]
+                slots[slot, 0] = key
+                slots[slot, 1] = checks[row]
                 numbers[slot] = users
                 idx[row] = users
-                first[users] = row
+                first[new] = row
+                new += 1
                 users += 1
                 break
-            if table[slot, 0] == key:
+            if slots[slot, 0] == key:
                 idx[row] = numbers[slot]
-                collided |= table[slot, 1] != checks[row]
+                collided |= slots[slot, 1] != checks[row]
                 break
             slot = (slot + 1) & (size - 1)
         if 2 * users > size:
             size *= 2
-            table, numbers = _rehash(table, numbers, size)
-    return first[:users].copy(), collided
+            slots, numbers = _rehash(slots, numbers, size)
+    return slots, numbers, users, new, collided
 
 
 @njit(cache=True, nogil=True)
 def _rehash(old: npt.NDArray[np.uint64], old_numbers: Index,
             size: int) -> tuple[npt.NDArray[np.uint64], Index]:
-    table = np.zeros((size, 2), np.uint64)
+    slots = np.zeros((size, 2), np.uint64)
     numbers = np.full(size, -1, np.int32)
     for entry in range(len(old_numbers)):
         if old_numbers[entry] == -1:
@@ -102,80 +101,63 @@ def _rehash(old: npt.NDArray[np.uint64], old_numbers: Index,
         slot = np.int64(old[entry, 0] & np.uint64(size - 1))
         while numbers[slot] != -1:
             slot = (slot + 1) & (size - 1)
-        table[slot, 0] = old[entry, 0]
-        table[slot, 1] = old[entry, 1]
+        slots[slot, 0] = old[entry, 0]
+        slots[slot, 1] = old[entry, 1]
         numbers[slot] = old_numbers[entry]
-    return table, numbers
+    return slots, numbers
 
 
 @njit(cache=True, nogil=True)
-def _rebase(idx: Index, keys: npt.NDArray[np.uint64], bases: Index, bits: int) -> None:
-    """Each part's numbers after those of the parts before it."""
-    shift = np.uint64(64 - bits)
-    for row in range(len(idx)):
-        idx[row] += bases[np.int64(keys[row] >> shift)]
-
-
-@njit(cache=True, nogil=True)
-def first_rows(idx: Index, users: int) -> Rows:
-    """Each user's first row."""
-    first = np.full(users, -1, np.int64)
-    for row in range(len(idx)):
-        if first[idx[row]] == -1:
-            first[idx[row]] = row
-    return first
-
-
-@njit(cache=True, nogil=True)
-def count(idx: Index, mask: Mask, users: int) -> Ints:
-    out = np.zeros(users, np.int64)
+def count_into(idx: Index, mask: Mask, out: Ints) -> None:
     for row in range(len(idx)):
         if mask[row]:
             out[idx[row]] += 1
-    return out
 
 
 @njit(cache=True, nogil=True)
-def sums(idx: Index, mask: Mask, values: Ints | Floats, users: int) -> Ints | Floats:
+def sums_into(idx: Index, mask: Mask, values: Ints | Floats, out: Ints | Floats) -> None:
     """Sums in the values' own type: exact for integers (decimals as integer units)."""
-    out = np.zeros(users, values.dtype)
     for row in range(len(idx)):
         if mask[row]:
             out[idx[row]] += values[row]
-    return out
 
 
 @njit(cache=True, nogil=True)
-def extreme(idx: Index, mask: Mask, values: Floats, users: int, largest: bool) -> Floats:
-    """Each user's smallest value, or largest with ``largest`` (NaN: no value)."""
-    out = np.full(users, np.nan)
+def extreme_into(idx: Index, mask: Mask, values: Floats, out: Floats, seen: Mask,
+                 largest: bool) -> None:
+    """Each user's smallest value so far, or largest with ``largest`` (``seen``: whether
+    the user has one yet). A NaN value is kept only as a user's first."""
     for row in range(len(idx)):
         if mask[row]:
             user = idx[row]
-            kept = out[user]  # NaN (no value yet) compares false either way
+            if not seen[user]:
+                out[user] = values[row]
+                seen[user] = True
+                continue
+            kept = out[user]  # NaN (a first value that was NaN) compares false either way
             if not (values[row] <= kept if largest else values[row] >= kept):
                 out[user] = values[row]
-    return out
 
 
 @njit(cache=True, nogil=True)
-def std(idx: Index, mask: Mask, values: Floats, users: int) -> Floats:
-    """Sample standard deviation (n - 1), in two passes: the mean, then squared deviations
-    from it (a one-pass sum of squares loses digits to cancellation). NaN below 2 values."""
-    n = np.zeros(users, np.int64)
-    total = np.zeros(users, np.float64)
-    for row in range(len(idx)):
-        if mask[row]:
-            n[idx[row]] += 1
-            total[idx[row]] += values[row]
-    squares = np.zeros(users, np.float64)
+def moments_into(idx: Index, mask: Mask, values: Floats, n: Ints, mean: Floats,
+                 squares: Floats) -> None:
+    """Welford's update of each user's count, mean and sum of squared deviations from
+    the mean: one pass, without the cancellation of a plain sum of squares."""
     for row in range(len(idx)):
         if mask[row]:
             user = idx[row]
-            deviation = values[row] - total[user] / n[user]
-            squares[user] += deviation * deviation
-    out = np.full(users, np.nan)
-    for user in range(users):
+            n[user] += 1
+            deviation = values[row] - mean[user]
+            mean[user] += deviation / n[user]
+            squares[user] += deviation * (values[row] - mean[user])
+
+
+@njit(cache=True, nogil=True)
+def std_of(n: Ints, squares: Floats) -> Floats:
+    """Sample standard deviation (n - 1) from the moments; NaN below 2 values."""
+    out = np.full(len(n), np.nan)
+    for user in range(len(n)):
         if n[user] > 1:
             out[user] = np.sqrt(squares[user] / (n[user] - 1))
     return out
@@ -196,15 +178,31 @@ def code_range(mask: Mask, codes: Ints) -> tuple[int, int]:
 
 
 @njit(cache=True, nogil=True)
-def distinct_codes(idx: Index, mask: Mask, codes: Ints, low: int, words: int,
-                   users: int) -> Ints:
-    """How many different codes each user has, codes in [low, low + 64 * words): a bit
-    set of ``words`` 64-bit words per user."""
-    bits = np.zeros(users * words, np.uint64)
+def codes_into(idx: Index, mask: Mask, codes: Ints, low: int, words: int,
+               bits: npt.NDArray[np.uint64]) -> None:
+    """Set each row's code in its user's bit set: ``words`` 64-bit words per user for
+    the codes [low, low + 64 * words)."""
     for row in range(len(idx)):
         if mask[row]:
             offset = codes[row] - low
             bits[idx[row] * words + offset // 64] |= np.uint64(1) << np.uint64(offset % 64)
+
+
+@njit(cache=True, nogil=True)
+def widen_bits(bits: npt.NDArray[np.uint64], words: int, users: int, shift: int,
+               wider: int) -> npt.NDArray[np.uint64]:
+    """The bit sets laid out ``wider`` words per user, each old word ``shift`` words
+    further on (the range's start moved ``shift`` words lower)."""
+    out = np.zeros(users * wider, np.uint64)
+    for user in range(users):
+        for word in range(words):
+            out[user * wider + shift + word] = bits[user * words + word]
+    return out
+
+
+@njit(cache=True, nogil=True)
+def popcounts(bits: npt.NDArray[np.uint64], words: int, users: int) -> Ints:
+    """How many bits each user's set holds."""
     out = np.zeros(users, np.int64)
     for user in range(users):
         total = 0
@@ -243,13 +241,16 @@ def warm_up() -> None:
     mask = np.ones(2, np.bool_)
     ints = np.zeros(2, np.int64)
     floats = np.zeros(2, np.float64)
-    dense_keys(ints.astype(np.uint64), ints.astype(np.uint64))
-    first_rows(idx, 1)
-    count(idx, mask, 1)
-    sums(idx, mask, ints, 1)
-    for kernel in (sums, std):
-        kernel(idx, mask, floats, 1)
-    extreme(idx, mask, floats, 1, True)
+    UserTable().number(ints.astype(np.uint64), ints.astype(np.uint64))
+    count_into(idx, mask, ints.copy())
+    sums_into(idx, mask, ints, ints.copy())
+    sums_into(idx, mask, floats, floats.copy())
+    extreme_into(idx, mask, floats, floats.copy(), mask.copy(), True)
+    moments_into(idx, mask, floats, ints.copy(), floats.copy(), floats.copy())
+    std_of(ints, floats)
     code_range(mask, ints)
-    distinct_codes(idx, mask, ints, 0, 1, 1)
+    bits = np.zeros(2, np.uint64)
+    codes_into(idx, mask, ints, 0, 1, bits)
+    widen_bits(bits, 1, 1, 1, 2)
+    popcounts(bits, 1, 1)
     latest_rows(idx, mask, ints, 1)

@@ -46,11 +46,12 @@ from features.engine_polars import (
     as_of_instant,
     enum_casts,
     feature_frame,
-    features_of_parts,
+    features_of_stream,
     input_columns,
 )
-from features.event_parts import EventParts, KindRuns, Layout
+from features.event_parts import KindRuns, Layout
 from features.events import LAKE_SCHEMA
+from features.feature_stream import FeatureStream
 from features.lake_clusters import Run, kind_runs
 from features.plan import Plan, compile_plan
 
@@ -143,17 +144,16 @@ def _compute(settings: Settings, engine: Engine, *, as_of: date, as_known_at: da
     warming = threading.Thread(target=warm_up, name="warm-up", daemon=True)
     warming.start()
     for hashed in (True, False):
-        parts = EventParts(plan, as_of, hashed=hashed)
-        for cut in _resolved_pieces(settings, as_known_at=as_known_at, watermark=watermark,
-                                    plan=plan, then=parts.cut, workers=READ_THREADS,
-                                    by_kind=True):
-            parts.append(cut)
-        _stage(progress, "compute")
-        warming.join()
-        try:
-            return features_of_parts(parts, plan)
-        except KeyCollision:
-            logger.warning("two user ids share a key hash: computing again on the ids themselves")
+        with FeatureStream(plan, as_of, hashed=hashed) as stream:
+            try:
+                stream.add_all(_resolved_pieces(
+                    settings, as_known_at=as_known_at, watermark=watermark, plan=plan,
+                    then=stream.prepare, workers=READ_THREADS, by_kind=True), first=warming.join)
+                _stage(progress, "compute")
+                return features_of_stream(stream)
+            except KeyCollision:
+                logger.warning("two user ids share a key hash: computing again on the ids "
+                               "themselves")
     raise AssertionError("string keys cannot collide")
 
 

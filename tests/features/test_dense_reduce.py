@@ -17,25 +17,35 @@ def random_keys(rng: np.random.Generator, users: int, rows: int) -> np.ndarray:
     return pool[rng.integers(0, users, rows)]
 
 
-@pytest.mark.parametrize("threads", [1, 2, 4])
-def test_dense_keys_number_each_key_once(threads: int) -> None:
-    rng = np.random.default_rng(threads)
-    keys = random_keys(rng, 5_000, 60_000)  # the tables double several times
-    idx, first, collided = reduce.dense_keys(keys, keys ^ np.uint64(7), threads)
-    assert not collided
-    assert sorted(set(idx.tolist())) == list(range(len(np.unique(keys))))
-    assert np.array_equal(keys[first][idx], keys)  # one number per key, one key per number
-    first_seen = {}
+def test_the_user_table_numbers_each_key_once_across_pieces() -> None:
+    rng = np.random.default_rng(3)
+    keys = random_keys(rng, 5_000, 60_000)  # the table doubles several times
+    table = reduce.UserTable()
+    numbered, firsts = [], []
+    for start in range(0, len(keys), 7_000):
+        piece = keys[start:start + 7_000]
+        before = table.count
+        idx, first, collided = table.number(piece, piece ^ np.uint64(7))
+        assert not collided
+        assert np.array_equal(idx[first], np.arange(before, table.count))  # new ones in order
+        numbered.append(idx)
+        firsts.extend((start + first).tolist())
+    idx = np.concatenate(numbered)
+    assert table.count == len(np.unique(keys))
+    assert np.array_equal(keys[np.array(firsts)][idx], keys)  # one number per key and back
+    first_seen: dict[int, int] = {}
     for row, key in enumerate(keys.tolist()):
         first_seen.setdefault(key, row)
-    assert sorted(first.tolist()) == sorted(first_seen.values())
+    assert firsts == sorted(first_seen.values())
 
 
-def test_dense_keys_report_two_checks_under_one_key() -> None:
+def test_the_user_table_reports_two_checks_under_one_key() -> None:
     keys = np.array([5, 9, 5, 9], dtype=np.uint64)
-    checks = np.array([1, 2, 1, 3], dtype=np.uint64)
-    assert reduce.dense_keys(keys, checks)[2]
-    assert not reduce.dense_keys(keys, np.array([1, 2, 1, 2], dtype=np.uint64))[2]
+    assert reduce.UserTable().number(keys, np.array([1, 2, 1, 3], dtype=np.uint64))[2]
+    assert not reduce.UserTable().number(keys, np.array([1, 2, 1, 2], dtype=np.uint64))[2]
+    table = reduce.UserTable()
+    table.number(keys[:2], np.array([1, 2], dtype=np.uint64))
+    assert table.number(keys[2:], np.array([1, 3], dtype=np.uint64))[2]  # across pieces
 
 
 rows = st.lists(st.tuples(st.integers(0, 5), st.booleans(), st.integers(-50, 50)),
@@ -54,15 +64,23 @@ def test_each_loop_is_its_plain_python_reduction(rows: list[tuple[int, bool, int
         if keep:
             kept[user].append(value)
     floats = values.astype(np.float64)
-    got = {
-        "count": reduce.count(idx, mask, users),
-        "sum": reduce.sums(idx, mask, values, users),
-        "fsum": reduce.sums(idx, mask, floats, users),
-        "min": reduce.extreme(idx, mask, floats, users, False),
-        "max": reduce.extreme(idx, mask, floats, users, True),
-        "std": reduce.std(idx, mask, floats, users),
-        "distinct": reduce.distinct_codes(idx, mask, values, -50, 2, users),
-    }
+    got = {name: np.zeros(users, np.int64) for name in ("count", "sum", "n")}
+    got |= {name: np.zeros(users) for name in ("fsum", "min", "max", "mean", "squares")}
+    seen = {name: np.zeros(users, np.bool_) for name in ("min", "max")}
+    bits = np.zeros(users * 2, np.uint64)
+    for half in (slice(0, len(rows) // 2), slice(len(rows) // 2, None)):  # two pieces
+        i, m, v, f = idx[half], mask[half], values[half], floats[half]
+        reduce.count_into(i, m, got["count"])
+        reduce.sums_into(i, m, v, got["sum"])
+        reduce.sums_into(i, m, f, got["fsum"])
+        reduce.extreme_into(i, m, f, got["min"], seen["min"], False)
+        reduce.extreme_into(i, m, f, got["max"], seen["max"], True)
+        reduce.moments_into(i, m, f, got["n"], got["mean"], got["squares"])
+        reduce.codes_into(i, m, v, -64, 2, bits)
+    got["std"] = reduce.std_of(got["n"], got["squares"])
+    got["distinct"] = reduce.popcounts(bits, 2, users)
+    for name in ("min", "max"):
+        got[name][~seen[name]] = np.nan
     for user, found in kept.items():
         assert got["count"][user] == len(found)
         assert got["sum"][user] == got["fsum"][user] == sum(found)

@@ -1,8 +1,9 @@
-"""The Polars engine's parts: hashed user keys give what the ids themselves give, and the
+"""The Polars engine's stream: hashed user keys give what the ids themselves give, and the
 snapshot build (file by file, corrections resolved apart) equals the lake's resolution."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import polars as pl
@@ -11,8 +12,9 @@ from polars.testing import assert_frame_equal
 
 from config.settings import Settings
 from features import lake
-from features.engine_polars import KeyCollision, features_of_parts, input_columns
-from features.event_parts import CHECK, EventParts
+from features.engine_polars import KeyCollision, features_of_stream, input_columns
+from features.event_parts import CHECK, KEY
+from features.feature_stream import FeatureStream
 from features.ingest import ingest_records
 from features.plan import compile_plan
 from features.store import build_snapshot, compute_features, load_snapshot
@@ -35,11 +37,14 @@ def population() -> pl.DataFrame:
     return lake_frame(rows).collect()
 
 
-def features(events: pl.DataFrame, *, hashed: bool) -> pl.DataFrame:
+def features(events: pl.DataFrame, *, hashed: bool, pieces: int = 1) -> pl.DataFrame:
     plan = compile_plan()
-    parts = EventParts(plan, AS_OF, hashed=hashed)
-    parts.add(events.select(input_columns(events.lazy(), plan)))
-    return features_of_parts(parts, plan)
+    events = events.select(input_columns(events.lazy(), plan))
+    step = -(-events.height // pieces)
+    with FeatureStream(plan, AS_OF, hashed=hashed) as stream:
+        stream.add_all(stream.prepare(events.slice(offset, step))
+                       for offset in range(0, events.height, step))
+        return features_of_stream(stream)
 
 
 def test_hashed_keys_give_what_the_user_ids_themselves_give() -> None:
@@ -50,15 +55,22 @@ def test_hashed_keys_give_what_the_user_ids_themselves_give() -> None:
     assert hashed["contacts_delinquent_share_365d"].drop_nulls().sum() > 0
 
 
+@pytest.mark.parametrize("hashed", [True, False])
+def test_pieces_numbered_ahead_of_their_reduction_give_what_one_piece_gives(hashed: bool) -> None:
+    events = population()
+    assert_frame_equal(features(events, hashed=hashed, pieces=5),
+                       features(events, hashed=hashed))
+
+
 def test_two_ids_sharing_a_key_are_detected() -> None:
     plan = compile_plan()
-    parts = EventParts(plan, AS_OF)
     events = population()
-    parts.add(events.select(input_columns(events.lazy(), plan)))
-    parts._spine = [piece.with_columns(pl.col(CHECK).shuffle(seed=1).alias(CHECK))
-                    .with_columns(pl.lit(7, pl.UInt64).alias("_key")) for piece in parts._spine]
-    with pytest.raises(KeyCollision):
-        features_of_parts(parts, plan)
+    with FeatureStream(plan, AS_OF) as stream:
+        piece = stream.prepare(events.select(input_columns(events.lazy(), plan)))
+        shared = piece.keyed.with_columns(pl.lit(7, pl.UInt64).alias(KEY),
+                                          pl.col(CHECK).shuffle(seed=1))
+        with pytest.raises(KeyCollision):
+            stream.add(replace(piece, keyed=shared))
 
 
 def test_the_snapshot_build_equals_the_features_of_the_lakes_resolution(settings: Settings) -> None:
@@ -83,3 +95,16 @@ def test_the_snapshot_build_equals_the_features_of_the_lakes_resolution(settings
         expected = compute_features(lake.scan_events(settings, as_known_at=known_at,
                                                      watermark=lake.watermark(settings)), as_of=AS_OF)
         assert_frame_equal(load_snapshot(settings, AS_OF, known_at), expected)
+
+
+def test_a_key_collision_is_answered_on_the_ids_themselves(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    events = population()
+    expected = features(events, hashed=False)
+    original = FeatureStream.key_expr
+
+    def one_key(stream: FeatureStream, column: str = "user_id") -> pl.Expr:
+        return pl.lit(7, pl.UInt64) if stream.hashed else original(stream, column)
+
+    monkeypatch.setattr(FeatureStream, "key_expr", one_key)
+    assert_frame_equal(compute_features(events.lazy(), as_of=AS_OF), expected)
