@@ -17,6 +17,7 @@ pieces of any size give the same bits.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -152,11 +153,20 @@ class FeatureStream:
         names, keys = self.users.names(), self.users.keys()
         order = names.arg_sort().to_numpy()
         columns = [names.gather(order), keys.gather(order)]
-        scratch: dict[np.dtype, np.ndarray] = {}
-        for reducer in self._reducers.values():
-            for key, values in reducer.results(self.users.count).items():
-                _sort_in_place(values, order, scratch)
-                columns.append(pl.Series(key, values, nan_to_null=values.dtype.kind == "f"))
+        count = self.users.count
+        results = {key: values for done in self._pool.map(
+            lambda reducer: reducer.results(count), self._reducers.values())
+            for key, values in done.items()}
+        local = threading.local()
+
+        def sort(values: np.ndarray) -> None:
+            if not hasattr(local, "scratch"):
+                local.scratch = {}
+            _sort_in_place(values, order, local.scratch)
+
+        list(self._pool.map(sort, results.values()))  # numpy's gathers release the GIL
+        columns += [pl.Series(key, values, nan_to_null=values.dtype.kind == "f")
+                    for key, values in results.items()]
         return pl.DataFrame(columns)
 
     def contact_rows(self) -> pl.LazyFrame:
