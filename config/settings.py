@@ -96,9 +96,9 @@ class Settings(BaseSettings):
     features_default_engine: Literal["polars", "spark"] = Field(
         description="Engine `features build` uses when --engine is not given.")
     features_chunk_rows: int = Field(
-        ge=1000, description="Feature builds read and cut the events at most this many "
-        "rows at a time, two such pieces at once (bounds memory; every user and contact is "
-        "still seen whole).")
+        ge=1000, description="Feature builds read and reduce the events at most this many "
+        "rows at a time, two such pieces read at once (bounds memory; every user and contact "
+        "is still seen whole).")
     features_spark_master: str = Field(
         min_length=1, description="Spark master for --engine spark (local[*]: this machine).")
     features_spark_shuffle_partitions: int = Field(

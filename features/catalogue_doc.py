@@ -52,39 +52,46 @@ Using the store
   `altcredit features snapshots [--json]` the snapshots kept.
 - In code: `features.store.build_snapshot`, `load_snapshot`, `list_snapshots`,
   `training_frame(settings, as_of_dates, labels)`; `features.online.online_vector`.
-- Engines: Polars is the embedded default (setting `features_default_engine`; it reads the
-  lake file by file, at most `features_chunk_rows` rows at a time, two pieces at once on
-  threads, keeping for each kind only its rows before D and the columns its features read
-  (taken from that kind's own row groups: the lake stores each file kind by kind),
-  then numbers every user once, from a hash of the user id checked for collisions, and
-  makes one pass per kind: Polars evaluates each aggregate's condition and value over the
-  kind's rows, and a compiled loop (numba) reduces them into one array slot per user);
-  Spark reads the lake's Parquet files itself (settings
+- Engines: Polars is the embedded default (setting `features_default_engine`). It streams
+  the lake: file by file, at most `features_chunk_rows` rows at a time, two pieces read at
+  once on threads (each kind's own columns taken from that kind's row groups: the lake
+  stores each file kind by kind). Each piece, in the lake's order, has its users numbered
+  (a hash table of user-id hashes, checked by a second hash; on a collision the build is
+  redone on the ids themselves) on a thread of its own while the piece before it is
+  reduced, and is then reduced at once: per kind, Polars evaluates each aggregate's
+  condition and value over that kind's rows of the piece (slices, never copies), and a
+  compiled loop (numba) adds them into one slot per user. Nothing of a piece is kept once
+  it is reduced except its contact rows (the graph pass needs every user's aggregates) and
+  the rows a "latest" aggregate compares, so memory follows the number of users, not the
+  number of events. Spark reads the lake's Parquet files itself (settings
   `features_spark_master`, `features_spark_shuffle_partitions`; `pip install
   'altcredit[spark]'`). Both render the same plan (`features/plan.py`) and agree to 1e-9.
 - Reproducible to the bit: money is summed as exact integer cents and integers as
-  integers, floating-point values in the lake's row order, so no result depends on how
-  threads are scheduled. A rebuilt snapshot is bit-for-bit the same (tested).
+  integers, floating-point values in the lake's row order (standard deviations by
+  Welford's one-pass update), so no result depends on how threads are scheduled or how
+  big the pieces are. A rebuilt snapshot is bit-for-bit the same (tested).
 - Speed (`benchmarks/features.py --rounds 3`: 1,000,000 users, 20,000,000 events, the
   whole catalogue, snapshot written, engine polars, against one grouped Polars pass over the
-  same files computing count, sum and max per user; the median of three turns each): on
-  this 2-core machine, with the lake stored kind by kind, 13.7 s against 2.5 s, 5.5x the
-  pass's wall time (4.8x its CPU time: 22.8 s against 4.7 s), peak memory 4.1 GiB;
-  stages: read and cut into parts 5.0 s, compute 7.6 s, write 1.1 s. Before the lake was
-  stored kind by kind, the same script on a lake of the same events took 16.8 s against
-  3.3 s (5.1x; read and cut 8.2 s, compute 7.0 s): storing kinds apart and evaluating
-  each batch's expressions once sped the build up by a fifth, and the single pass by more
-  (its columns decode in more, smaller row groups at once), so the ratio grew. The
-  previous engine (hash group-bys) took 21.2 s against 3.1 s (6.9x). The target is 3x
-  and is not met. What is left (thread time): numbering every user (about 1.9 s, of
-  which the hash table 0.9 s), the per-kind passes (about 3.9 s: Polars evaluating
-  conditions and values 0.5 s, the loops 3.4 s, one per aggregate and window), and in
-  the read the columns every row has (user id, event id, times: about 1.4 s) and their
-  cut into parts (about 2 s). Tried and measured slower: one loop per column and
-  condition updating all its windows at once (3.8 s of loops against 3.2 s: the loops
-  do not wait on memory). What would reach 3x is a streaming build: number users as
-  each piece is read and reduce its rows into the per-user arrays at once, with no
-  parts kept (the cut, and re-reading the parts, would go).
+  same files computing count, sum and max per user; the median of three turns each). On
+  this 2-core machine, streaming (2026-12-04): 10.2 s against 2.0 s, 5.1x the pass's wall
+  time (4.6x its CPU time: 17.6 s against 3.8 s), peak memory 2.9 GiB; stages: read and
+  reduce 7.3 s, the graph pass, sorting users and features 2.2 s, write 0.7 s. Side by
+  side on the same lake, in turns, the build before streaming (every piece cut into parts
+  kept in memory, then one pass per kind) took 15.3 s and 11.6 s where streaming took
+  13.5 s and 14.0 s: this machine's load swings more than the two differ, and peak memory
+  fell from 4.1 GiB to 3.0 GiB. Earlier: before the lake was stored kind by kind, 16.8 s
+  against 3.3 s (5.1x); the first engine (hash group-bys) 21.2 s against 3.1 s (6.9x).
+  The target is 3x and is not met. Where the time goes now (wall time of the thread that
+  reduces): each pass's expressions and loops about 5 s (payments, 38% of the events
+  with 17 aggregates, 1.3 s), choosing each pass's columns 1.4–2 s (categories cast to
+  Enums, event months derived), numbering 2–2.4 s (on its own thread: one hash-table
+  probe per row, each a cache miss), and at the end the results put into user-id order
+  (1.8 s). A large share of every stage is the kernel faulting fresh memory in (about
+  a million page faults a build; this virtual machine pays several seconds a gigabyte):
+  slots are zeroed arrays sized four times the first piece's users, so untouched room
+  costs nothing. Tried and measured slower: one loop per column updating all its
+  windows at once; glibc keeping freed memory for reuse (`mallopt`), 18.6 s against
+  13.6 s.
 - To add a feature, add a `[[feature]]` table to `config/features.toml` (its header lists every
   field), then regenerate this page.
 

@@ -67,7 +67,7 @@ KNOWN = "_known"
 SNAPSHOT_COMPRESSION = "lz4"
 """Fast to write and to read back (training and scoring read every snapshot whole)."""
 READ_THREADS = 2
-"""Lake pieces read and cut into parts at once (see :func:`_resolved_pieces`)."""
+"""Lake pieces read at once (see :func:`_resolved_pieces`)."""
 S = TypeVar("S")
 T = TypeVar("T")
 Engine = Literal["polars", "spark"]
