@@ -367,7 +367,7 @@ class _DistinctCodes(_Slots):
         """The codes held so far as (user, code) pairs."""
         pairs = _DistinctValues()
         if self.words:
-            held = self.bits.view(np.uint8).reshape(self.capacity, -1)
+            held = self.bits[:self.capacity * self.words].view(np.uint8).reshape(self.capacity, -1)
             users, bit = np.nonzero(np.unpackbits(held, axis=1, bitorder="little"))
             pairs.pairs.append(pl.DataFrame({USER: users.astype(np.int32),
                                              VALUE: self.low + bit.astype(np.int64)}))
