@@ -81,12 +81,16 @@ Using the store
   13.5 s and 14.0 s: this machine's load swings more than the two differ, and peak memory
   fell from 4.1 GiB to 3.0 GiB. Earlier: before the lake was stored kind by kind, 16.8 s
   against 3.3 s (5.1x); the first engine (hash group-bys) 21.2 s against 3.1 s (6.9x).
-  The target is 3x and is not met. Where the time goes now (wall time of the thread that
-  reduces): each pass's expressions and loops about 5 s (payments, 38% of the events
-  with 17 aggregates, 1.3 s), choosing each pass's columns 1.4–2 s (categories cast to
-  Enums, event months derived), numbering 2–2.4 s (on its own thread: one hash-table
-  probe per row, each a cache miss), and at the end the results put into user-id order
-  (1.8 s). A large share of every stage is the kernel faulting fresh memory in (about
+  The target is 3x and is not met. Where the time goes now: the loops about 5.1 s of
+  CPU on two threads (counts 1.7 s: 64 of the 125 aggregates are counts, each its own
+  loop and its own cache miss per row; extremes 1.2 s, sums 1.0 s, distinct codes
+  0.7 s), Polars evaluating conditions and values 1.7 s and choosing each pass's columns
+  1.4–2.2 s (categories cast to Enums, event months derived), numbering 2–2.4 s (on its
+  own thread: one hash-table probe per row, each a cache miss), and at the end the
+  results put into user-id order (1.8 s). The next steps: a pass's counts (and sums)
+  in one loop over slots laid out user by user (one cache miss per row for all of
+  them), and keys partitioned by their top bits before numbering (tables that fit in
+  cache). A large share of every stage is the kernel faulting fresh memory in (about
   a million page faults a build; this virtual machine pays several seconds a gigabyte):
   slots are zeroed arrays sized four times the first piece's users, so untouched room
   costs nothing. Tried and measured slower: one loop per column updating all its
