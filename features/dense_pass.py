@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 import numpy as np
@@ -55,26 +55,58 @@ class PassReducer:
         self.as_of = as_of
         self.before = before
         self._reads: list[_Read] | None = None
+        self._batches: list[_Batch] = []
 
     def add(self, rows: PassRows, users: int, pool: ThreadPoolExecutor) -> None:
         """Reduce a piece's rows into the slots of ``users`` users (more than before, if
         the piece brought new ones)."""
         if self._reads is None:
-            self._reads = [_Read.of(aggregate, rows.frame, self.kinds, self.as_of, self.before)
-                           for aggregate in self.aggregates]
-        for batch in _batches(self._reads, BATCH):
+            reads = [_Read.of(aggregate, rows.frame, self.kinds, self.as_of, self.before)
+                     for aggregate in self.aggregates]
+            self._batches = [_Batch.of(batch) for batch in _batches(reads, BATCH)]
+            self._reads = [read for batch in self._batches for read in batch.reads]
+        for batch in self._batches:
             # lazily: identical value expressions of a batch (one column over several
             # windows) are evaluated once
-            columns = rows.frame.lazy().select(expr for read in batch
+            columns = rows.frame.lazy().select(expr for read in batch.reads
                                                for expr in read.exprs()).collect()
-            done = pool.map(_Read.add, batch, [rows] * len(batch), [columns] * len(batch),
-                            [users] * len(batch))
+            tasks: list[_Read | _CountBlock] = [*batch.alone]
+            if batch.counts is not None:
+                tasks.append(batch.counts)
+            count = len(tasks)
+            done = pool.map(_add, tasks, [rows] * count, [columns] * count, [users] * count)
             list(done)  # re-raises a loop's error
 
     def results(self, users: int) -> dict[str, np.ndarray]:
         """Every aggregate of the pass, as an array with one value per user."""
         assert self._reads is not None, "no piece was added"
         return {read.aggregate.key: read.slots.result(users) for read in self._reads}
+
+
+def _add(task: _Read | _CountBlock, rows: PassRows, columns: pl.DataFrame, users: int) -> None:
+    task.add(rows, columns, users)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """The aggregates evaluated at once: those reduced on their own, and the counts
+    reduced together (:class:`_CountBlock`)."""
+
+    reads: list[_Read]
+    alone: list[_Read]
+    counts: _CountBlock | None
+
+    @classmethod
+    def of(cls, reads: Sequence[_Read]) -> _Batch:
+        counted = [read for read in reads if isinstance(read.slots, _Count)]
+        if len(counted) < 2:
+            return cls(list(reads), list(reads), None)
+        block = _CountBlock(len(counted))
+        placed = {read.aggregate.key: replace(read, slots=_BlockColumn(block, column))
+                  for column, read in enumerate(counted)}
+        block.reads = [placed[read.aggregate.key] for read in counted]
+        reads = [placed.get(read.aggregate.key, read) for read in reads]
+        return cls(reads, [read for read in reads if read.aggregate.key not in placed], block)
 
 
 def _batches(items: Sequence[_Read], size: int) -> Iterator[Sequence[_Read]]:
@@ -128,17 +160,17 @@ class _Read:
         return found
 
     def add(self, rows: PassRows, columns: pl.DataFrame, users: int) -> None:
-        key = self.aggregate.key
-        if self.mask is None:
-            mask = (np.ones(len(rows.idx), dtype=np.bool_) if rows.valid is None
-                    else rows.valid)
-        else:
-            mask = columns.get_column(f"{key}_m").to_numpy()
-            if rows.valid is not None:
-                mask = mask & rows.valid
-        value = None if self.value is None else columns.get_column(f"{key}_v")
+        value = None if self.value is None else columns.get_column(f"{self.aggregate.key}_v")
         self.slots.grow(users)
-        self.slots.add(rows, mask, value)
+        self.slots.add(rows, self.mask_of(rows, columns), value)
+
+    def mask_of(self, rows: PassRows, columns: pl.DataFrame) -> reduce.Mask:
+        """Which of the piece's rows count for the aggregate."""
+        if self.mask is None:
+            return (np.ones(len(rows.idx), dtype=np.bool_) if rows.valid is None
+                    else rows.valid)
+        mask = columns.get_column(f"{self.aggregate.key}_m").to_numpy()
+        return mask if rows.valid is None else mask & rows.valid
 
 
 def _keep(cond: pl.Expr | None, value: pl.Expr) -> pl.Expr:
@@ -214,6 +246,40 @@ class _Count(_Slots):
 
     def result(self, users: int) -> np.ndarray:
         return self.n[:users]
+
+
+class _CountBlock:
+    """The counts of one batch in one loop, their slots laid out user by user: one cache
+    miss per row for all of them, where a loop each would take one each."""
+
+    def __init__(self, columns: int) -> None:
+        self.reads: list[_Read] = []
+        self.n = np.zeros((0, columns), np.int64)
+
+    def add(self, rows: PassRows, columns: pl.DataFrame, users: int) -> None:
+        if len(self.n) < users:
+            wider = np.zeros((max(4 * users, 2 * len(self.n)), self.n.shape[1]), np.int64)
+            wider[:len(self.n)] = self.n
+            self.n = wider
+        masks = np.stack([read.mask_of(rows, columns) for read in self.reads])
+        reduce.counts_into(rows.idx, masks, self.n)
+
+
+class _BlockColumn(_Slots):
+    """One count of a :class:`_CountBlock`."""
+
+    def __init__(self, block: _CountBlock, column: int) -> None:
+        self.block = block
+        self.column = column
+
+    def grow(self, users: int) -> None:
+        pass
+
+    def add(self, rows: PassRows, mask: reduce.Mask, value: pl.Series | None) -> None:
+        raise AssertionError("counted with its block")
+
+    def result(self, users: int) -> np.ndarray:
+        return self.block.n[:users, self.column].copy()
 
 
 class _Sum(_Slots):

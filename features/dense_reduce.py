@@ -115,6 +115,17 @@ def count_into(idx: Index, mask: Mask, out: Ints) -> None:
 
 
 @njit(cache=True, nogil=True)
+def counts_into(idx: Index, masks: npt.NDArray[np.bool_], out: npt.NDArray[np.int64]) -> None:
+    """Several counts at once: ``masks[j]`` says which rows count for count ``j``, kept in
+    ``out[user, j]``."""
+    counts = masks.shape[0]
+    for row in range(len(idx)):
+        for column in range(counts):
+            if masks[column, row]:
+                out[idx[row], column] += 1
+
+
+@njit(cache=True, nogil=True)
 def sums_into(idx: Index, mask: Mask, values: Ints | Floats, out: Ints | Floats) -> None:
     """Sums in the values' own type: exact for integers (decimals as integer units)."""
     for row in range(len(idx)):
@@ -243,6 +254,7 @@ def warm_up() -> None:
     floats = np.zeros(2, np.float64)
     UserTable().number(ints.astype(np.uint64), ints.astype(np.uint64))
     count_into(idx, mask, ints.copy())
+    counts_into(idx, np.ones((2, 2), np.bool_), np.zeros((1, 2), np.int64))
     sums_into(idx, mask, ints, ints.copy())
     sums_into(idx, mask, floats, floats.copy())
     extreme_into(idx, mask, floats, floats.copy(), mask.copy(), True)

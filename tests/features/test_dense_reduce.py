@@ -68,6 +68,7 @@ def test_each_loop_is_its_plain_python_reduction(rows: list[tuple[int, bool, int
     got |= {name: np.zeros(users) for name in ("fsum", "min", "max", "mean", "squares")}
     seen = {name: np.zeros(users, np.bool_) for name in ("min", "max")}
     bits = np.zeros(users * 2, np.uint64)
+    block = np.zeros((users, 2), np.int64)  # two counts at once: the kept rows, the others
     for half in (slice(0, len(rows) // 2), slice(len(rows) // 2, None)):  # two pieces
         i, m, v, f = idx[half], mask[half], values[half], floats[half]
         reduce.count_into(i, m, got["count"])
@@ -77,10 +78,14 @@ def test_each_loop_is_its_plain_python_reduction(rows: list[tuple[int, bool, int
         reduce.extreme_into(i, m, f, got["max"], seen["max"], True)
         reduce.moments_into(i, m, f, got["n"], got["mean"], got["squares"])
         reduce.codes_into(i, m, v, -64, 2, bits)
+        reduce.counts_into(i, np.stack([m, ~m]), block)
     got["std"] = reduce.std_of(got["n"], got["squares"])
     got["distinct"] = reduce.popcounts(bits, 2, users)
     for name in ("min", "max"):
         got[name][~seen[name]] = np.nan
+    everyone = np.bincount(idx, minlength=users)
+    assert np.array_equal(block[:, 0], got["count"])
+    assert np.array_equal(block[:, 1], everyone - got["count"])
     for user, found in kept.items():
         assert got["count"][user] == len(found)
         assert got["sum"][user] == got["fsum"][user] == sum(found)
