@@ -91,8 +91,9 @@ Using the store
   slots laid out user by user (one cache miss per row for all of them): in turns with
   and without it, 13.7 s / 14.8 s against 13.8 s / 14.9 s per build (CPU 22.5 / 24.5 s
   against 23.0 / 25.1 s), a small gain. The next steps: sums and extremes the same way,
-  and keys partitioned by their top bits before numbering (tables that fit in cache). A large share of every stage is the kernel faulting fresh memory in (about
-  a million page faults a build; this virtual machine pays several seconds a gigabyte):
+  and keys partitioned by their top bits before numbering (tables that fit in cache).
+  A large share of every stage is the kernel faulting fresh memory in (about a million
+  page faults a build; this virtual machine pays several seconds a gigabyte):
   slots are zeroed arrays sized four times the first piece's users, so untouched room
   costs nothing. Tried and measured slower: one loop per column updating all its
   windows at once; glibc keeping freed memory for reuse (`mallopt`), 18.6 s against
