@@ -54,17 +54,15 @@ class PassReducer:
         self.aggregates = aggregates
         self.as_of = as_of
         self.before = before
-        self._reads: list[_Read] | None = None
-        self._batches: list[_Batch] = []
+        self._batches: list[_Batch] | None = None
 
     def add(self, rows: PassRows, users: int, pool: ThreadPoolExecutor) -> None:
         """Reduce a piece's rows into the slots of ``users`` users (more than before, if
         the piece brought new ones)."""
-        if self._reads is None:
+        if self._batches is None:
             reads = [_Read.of(aggregate, rows.frame, self.kinds, self.as_of, self.before)
                      for aggregate in self.aggregates]
             self._batches = [_Batch.of(batch) for batch in _batches(reads, BATCH)]
-            self._reads = [read for batch in self._batches for read in batch.reads]
         for batch in self._batches:
             # lazily: identical value expressions of a batch (one column over several
             # windows) are evaluated once
@@ -79,8 +77,9 @@ class PassReducer:
 
     def results(self, users: int) -> dict[str, np.ndarray]:
         """Every aggregate of the pass, as an array with one value per user."""
-        assert self._reads is not None, "no piece was added"
-        return {read.aggregate.key: read.slots.result(users) for read in self._reads}
+        assert self._batches is not None, "no piece was added"
+        return {read.aggregate.key: read.slots.result(users)
+                for batch in self._batches for read in batch.reads}
 
 
 def _add(task: _Read | _CountBlock, rows: PassRows, columns: pl.DataFrame, users: int) -> None:
@@ -207,7 +206,7 @@ def _floats(series: pl.Series | None) -> np.ndarray:
 
 
 def _grown(array: np.ndarray, users: int) -> np.ndarray:
-    """``array`` with room for ``users`` slots, new ones zero.
+    """``array`` with room for ``users`` slots (rows, for a block), new ones zero.
 
     Why zeros and room to spare: fresh memory costs most of a reduction (each page is
     faulted in on first touch, dearly on a virtual machine); zeroed memory not yet
@@ -216,7 +215,7 @@ def _grown(array: np.ndarray, users: int) -> np.ndarray:
     """
     if len(array) >= users:
         return array
-    wider = np.zeros(max(4 * users, 2 * len(array)), dtype=array.dtype)
+    wider = np.zeros((max(4 * users, 2 * len(array)), *array.shape[1:]), dtype=array.dtype)
     wider[:len(array)] = array
     return wider
 
@@ -257,10 +256,7 @@ class _CountBlock:
         self.n = np.zeros((0, columns), np.int64)
 
     def add(self, rows: PassRows, columns: pl.DataFrame, users: int) -> None:
-        if len(self.n) < users:
-            wider = np.zeros((max(4 * users, 2 * len(self.n)), self.n.shape[1]), np.int64)
-            wider[:len(self.n)] = self.n
-            self.n = wider
+        self.n = _grown(self.n, users)
         masks = np.stack([read.mask_of(rows, columns) for read in self.reads])
         reduce.counts_into(rows.idx, masks, self.n)
 
@@ -388,15 +384,18 @@ class _DistinctCodes(_Slots):
         self.low = 0
         self.words = 0
         self.users = 0
-        self.capacity = 0
         self.bits = np.zeros(0, np.uint64)
         self.pairs: _DistinctValues | None = None
 
+    @property
+    def capacity(self) -> int:
+        """How many users' bit sets the array holds."""
+        return len(self.bits) // self.words if self.words else 0
+
     def grow(self, users: int) -> None:
         self.users = users
-        if self.pairs is None and self.words and users > self.capacity:
-            self.capacity = max(users, 2 * self.capacity)
-            self.bits = _grown(self.bits, self.capacity * self.words)
+        if self.pairs is None and self.words:
+            self.bits = _grown(self.bits, users * self.words)
 
     def add(self, rows: PassRows, mask: reduce.Mask, value: pl.Series | None) -> None:
         codes = _ints(value)
@@ -424,8 +423,7 @@ class _DistinctCodes(_Slots):
             shift = (self.low - start) // 64
             self.bits = reduce.widen_bits(self.bits, self.words, self.capacity, shift, words)
         else:
-            self.capacity = max(self.users, 1)
-            self.bits = np.zeros(self.capacity * words, np.uint64)
+            self.bits = np.zeros(max(self.users, 1) * words, np.uint64)
         self.low, self.words = start, words
         return True
 
@@ -433,7 +431,7 @@ class _DistinctCodes(_Slots):
         """The codes held so far as (user, code) pairs."""
         pairs = _DistinctValues()
         if self.words:
-            held = self.bits[:self.capacity * self.words].view(np.uint8).reshape(self.capacity, -1)
+            held = self.bits.view(np.uint8).reshape(self.capacity, -1)
             users, bit = np.nonzero(np.unpackbits(held, axis=1, bitorder="little"))
             pairs.pairs.append(pl.DataFrame({USER: users.astype(np.int32),
                                              VALUE: self.low + bit.astype(np.int64)}))
