@@ -78,8 +78,7 @@ class FeatureStream:
                           for kinds, aggregates in plan.passes.items()}
         self._columns = {kinds: frozenset().union(*(aggregate_columns(a) for a in aggregates))
                          for kinds, aggregates in plan.passes.items()}
-        self._with_kind = {kinds: (self.layout.spine_kind if not kinds
-                                   else any(needs_kind(a, kinds) for a in aggregates))
+        self._with_kind = {kinds: any(needs_kind(a, kinds) for a in aggregates)
                            for kinds, aggregates in plan.passes.items()}
         self._contacts: list[pl.DataFrame] = []
         taxonomy = load_taxonomy()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from features.dense_reduce import Index, Mask, UserTable
+from features.dense_reduce import Index, Mask, Rows, UserTable
 from features.event_parts import CHECK, KEY
 
 NUMBER = "_number"
@@ -37,16 +37,12 @@ class UserNumbers:
     def number(self, rows: pl.DataFrame, keep: Mask | None) -> Index:
         """The user number of each row in ``keep`` (all by default; -1 elsewhere): rows
         hold ``user_id`` and ``KEY`` (and ``CHECK`` when hashed)."""
-        if self.hashed:
-            return self._by_key(rows, keep)
-        kept = rows.select("user_id")
-        if keep is not None:
-            kept = kept.filter(pl.Series(keep))
-        found = self._by_name(kept)
-        if keep is None:
+        at = None if keep is None else np.flatnonzero(keep)
+        found = self._by_key(rows, at) if self.hashed else self._by_name(rows, at)
+        if at is None:
             return found
         idx = np.full(rows.height, -1, np.int32)
-        idx[keep] = found
+        idx[at] = found
         return idx
 
     def names(self) -> pl.Series:
@@ -57,25 +53,22 @@ class UserNumbers:
         """Each number's key, in number order."""
         return _joined(self._keys, pl.UInt64 if self.hashed else pl.String).alias(KEY)
 
-    def _by_key(self, rows: pl.DataFrame, keep: Mask | None) -> Index:
+    def _by_key(self, rows: pl.DataFrame, at: Rows | None) -> Index:
         keys, checks = rows.get_column(KEY).to_numpy(), rows.get_column(CHECK).to_numpy()
-        at = None if keep is None else np.flatnonzero(keep)
         if at is not None:
             keys, checks = keys[at], checks[at]
         found, first, collided = self._table.number(keys, checks)
         if collided:
             raise KeyCollision("two user ids share a key hash")
         self.count = self._table.count
-        rows_first = first if at is None else at[first]
-        self._new(rows.get_column("user_id").gather(rows_first), pl.Series(keys[first]))
-        if at is None:
-            return found
-        idx = np.full(rows.height, -1, np.int32)
-        idx[at] = found
-        return idx
+        names = rows.get_column("user_id").gather(first if at is None else at[first])
+        self._new(names, pl.Series(keys[first]))
+        return found
 
-    def _by_name(self, rows: pl.DataFrame) -> Index:
+    def _by_name(self, rows: pl.DataFrame, at: Rows | None) -> Index:
         names = rows.select("user_id")
+        if at is not None:
+            names = names[at]
         new = (names.unique(maintain_order=True)
                .join(self._known, on="user_id", how="anti", maintain_order="left")
                .with_columns(pl.int_range(self.count, self.count + pl.len(), dtype=pl.Int32)
