@@ -11,21 +11,20 @@ values in row order, so every run gives the same bits.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, replace
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 import polars as pl
 
 from features import dense_reduce as reduce
+from features.dense_blocks import FAMILY_OPS, FamilyBlocks
 from features.event_parts import AGE
 from features.plan import Aggregate
 from features.polars_exprs import day_number, row_condition, value_expr
 
-BATCH = 6
-"""Aggregates whose rows are evaluated at once (bounds the memory of their columns)."""
 THREADS = 2
 MAX_CODE_WORDS = 8
 """Distinct counts of integer codes spanning up to 64 times this many values use bit sets."""
@@ -46,7 +45,9 @@ class PassRows:
 
 
 class PassReducer:
-    """A pass's aggregates, reduced over every piece added (in the lake's order)."""
+    """A pass's aggregates, reduced over every piece added (in the lake's order): counts,
+    sums, means and extremes in blocks (:mod:`features.dense_blocks`), the others each
+    in a loop of its own."""
 
     def __init__(self, kinds: tuple[str, ...], aggregates: Sequence[Aggregate], as_of: date,
                  *, before: bool = False) -> None:
@@ -54,69 +55,42 @@ class PassReducer:
         self.aggregates = aggregates
         self.as_of = as_of
         self.before = before
-        self._batches: list[_Batch] | None = None
+        self._blocks: FamilyBlocks | None = None
+        self._alone: list[_Read] = []
 
-    def add(self, rows: PassRows, users: int, pool: ThreadPoolExecutor) -> None:
-        """Reduce a piece's rows into the slots of ``users`` users (more than before, if
-        the piece brought new ones)."""
-        if self._batches is None:
-            reads = [_Read.of(aggregate, rows.frame, self.kinds, self.as_of, self.before)
-                     for aggregate in self.aggregates]
-            self._batches = [_Batch.of(batch) for batch in _batches(reads, BATCH)]
-        for batch in self._batches:
-            # lazily: identical value expressions of a batch (one column over several
-            # windows) are evaluated once
-            columns = rows.frame.lazy().select(expr for read in batch.reads
-                                               for expr in read.exprs()).collect()
-            tasks: list[_Read | _CountBlock] = [*batch.alone]
-            if batch.counts is not None:
-                tasks.append(batch.counts)
-            count = len(tasks)
-            done = pool.map(_add, tasks, [rows] * count, [columns] * count, [users] * count)
-            list(done)  # re-raises a loop's error
+    def add(self, rows: PassRows, users: int, pool: ThreadPoolExecutor) -> list[Future[None]]:
+        """Start reducing a piece's rows into the slots of ``users`` users (more than
+        before, if the piece brought new ones): the loops run on ``pool`` while the next
+        pass is evaluated; wait for every one before the next piece is added."""
+        blocks = self._blocks
+        if blocks is None:
+            blocks = self._blocks = FamilyBlocks.of(
+                [aggregate for aggregate in self.aggregates if aggregate.op in FAMILY_OPS],
+                rows.frame, self.kinds, day_number(self.as_of), self.before)
+            self._alone = [_Read.of(aggregate, rows.frame, self.kinds, self.as_of, self.before)
+                           for aggregate in self.aggregates if aggregate.op not in FAMILY_OPS]
+        columns = rows.frame.lazy().select(
+            pl.col(AGE), *blocks.inputs.exprs(),
+            *(expr for read in self._alone for expr in read.exprs())).collect()
+        started = [pool.submit(read.add, rows, columns, users) for read in self._alone]
+        if blocks.blocks:
+            ages = columns.get_column(AGE).to_numpy()
+            masks, ints, floats = blocks.inputs.arrays(columns, rows.valid)
+            started += [pool.submit(block.add, rows.idx, ages, masks, ints, floats, users)
+                        for block in blocks.blocks]
+        return started
 
     def results(self, users: int) -> dict[str, np.ndarray]:
         """Every aggregate of the pass, as an array with one value per user."""
-        assert self._batches is not None, "no piece was added"
-        return {read.aggregate.key: read.slots.result(users)
-                for batch in self._batches for read in batch.reads}
-
-
-def _add(task: _Read | _CountBlock, rows: PassRows, columns: pl.DataFrame, users: int) -> None:
-    task.add(rows, columns, users)
-
-
-@dataclass(frozen=True)
-class _Batch:
-    """The aggregates evaluated at once: those reduced on their own, and the counts
-    reduced together (:class:`_CountBlock`)."""
-
-    reads: list[_Read]
-    alone: list[_Read]
-    counts: _CountBlock | None
-
-    @classmethod
-    def of(cls, reads: Sequence[_Read]) -> _Batch:
-        counted = [read for read in reads if isinstance(read.slots, _Count)]
-        if len(counted) < 2:
-            return cls(list(reads), list(reads), None)
-        block = _CountBlock(len(counted))
-        placed = {read.aggregate.key: replace(read, slots=_BlockColumn(block, column))
-                  for column, read in enumerate(counted)}
-        block.reads = [placed[read.aggregate.key] for read in counted]
-        reads = [placed.get(read.aggregate.key, read) for read in reads]
-        return cls(reads, [read for read in reads if read.aggregate.key not in placed], block)
-
-
-def _batches(items: Sequence[_Read], size: int) -> Iterator[Sequence[_Read]]:
-    for start in range(0, len(items), size):
-        yield items[start:start + size]
+        assert self._blocks is not None, "no piece was added"
+        found = {key: result(users) for key, result in self._blocks.results.items()}
+        return found | {read.aggregate.key: read.slots.result(users) for read in self._alone}
 
 
 @dataclass(frozen=True)
 class _Read:
-    """What one aggregate reads from the rows (its mask, its value) and the slots it
-    reduces them into."""
+    """What one aggregate reduced on its own reads from the rows (its mask, its value)
+    and the slots it reduces them into."""
 
     aggregate: Aggregate
     mask: pl.Expr | None
@@ -127,29 +101,19 @@ class _Read:
     def of(cls, aggregate: Aggregate, frame: pl.DataFrame, kinds: tuple[str, ...],
            as_of: date, before: bool) -> _Read:
         cond = row_condition(aggregate, kinds, before=before)
-        op = aggregate.op
-        if op == "count":
-            return cls(aggregate, cond, None, _Count())
-        if op in ("min_age", "max_age"):
-            return cls(aggregate, cond, pl.col(AGE), _Extreme(largest=op == "max_age"))
         assert aggregate.value is not None
         day = day_number(as_of)
         exact = value_expr(aggregate.value, as_of_day=day, as_float=False)
-        dtype = frame.lazy().select(exact).collect_schema().dtypes()[0]
         mask = _keep(cond, exact)
-        if op in ("sum", "mean"):
-            value, ints, scale = _summand(exact, dtype)
-            total = _Sum(ints, scale)
-            return cls(aggregate, mask, value, total if op == "sum" else _Mean(total))
-        if op == "distinct":
+        if aggregate.op == "distinct":
+            dtype = frame.lazy().select(exact).collect_schema().dtypes()[0]
             code = _code(exact, dtype)
             if code is None:
                 return cls(aggregate, mask, exact, _DistinctValues())
             return cls(aggregate, mask, code, _DistinctCodes())
         as_float = value_expr(aggregate.value, as_of_day=day, as_float=True)
-        slots: _Slots = (_Std() if op == "std" else _Latest() if op == "latest"
-                         else _Extreme(largest=op == "max"))
-        return cls(aggregate, mask, as_float, slots)
+        assert aggregate.op in ("std", "latest"), aggregate.op
+        return cls(aggregate, mask, as_float, _Std() if aggregate.op == "std" else _Latest())
 
     def exprs(self) -> list[pl.Expr]:
         key = self.aggregate.key
@@ -177,15 +141,6 @@ def _keep(cond: pl.Expr | None, value: pl.Expr) -> pl.Expr:
     return present if cond is None else cond & present
 
 
-def _summand(value: pl.Expr, dtype: pl.DataType) -> tuple[pl.Expr, bool, int]:
-    """The value as exact integer units (decimals: units of their scale) or as floats."""
-    if isinstance(dtype, pl.Decimal):
-        return value.to_physical().cast(pl.Int64), True, dtype.scale or 0
-    if dtype.is_integer() or dtype == pl.Boolean:
-        return value.cast(pl.Int64), True, 0
-    return value.cast(pl.Float64), False, 0
-
-
 def _code(value: pl.Expr, dtype: pl.DataType) -> pl.Expr | None:
     """The value as Int64 codes; None when it is not an integer code (strings)."""
     if isinstance(dtype, pl.Enum | pl.Categorical):
@@ -205,21 +160,6 @@ def _floats(series: pl.Series | None) -> np.ndarray:
     return series.fill_null(np.nan).to_numpy()
 
 
-def _grown(array: np.ndarray, users: int) -> np.ndarray:
-    """``array`` with room for ``users`` slots (rows, for a block), new ones zero.
-
-    Why zeros and room to spare: fresh memory costs most of a reduction (each page is
-    faulted in on first touch, dearly on a virtual machine); zeroed memory not yet
-    touched costs nothing, so the first array holds four times the users of the first
-    piece and rarely has to be copied into a larger one.
-    """
-    if len(array) >= users:
-        return array
-    wider = np.zeros((max(4 * users, 2 * len(array)), *array.shape[1:]), dtype=array.dtype)
-    wider[:len(array)] = array
-    return wider
-
-
 class _Slots:
     """One aggregate's per-user state, grown as users appear."""
 
@@ -233,109 +173,6 @@ class _Slots:
         raise NotImplementedError
 
 
-class _Count(_Slots):
-    def __init__(self) -> None:
-        self.n = np.zeros(0, np.int64)
-
-    def grow(self, users: int) -> None:
-        self.n = _grown(self.n, users)
-
-    def add(self, rows: PassRows, mask: reduce.Mask, value: pl.Series | None) -> None:
-        reduce.count_into(rows.idx, mask, self.n)
-
-    def result(self, users: int) -> np.ndarray:
-        return self.n[:users]
-
-
-class _CountBlock:
-    """The counts of one batch in one loop, their slots laid out user by user: one cache
-    miss per row for all of them, where a loop each would take one each."""
-
-    def __init__(self, columns: int) -> None:
-        self.reads: list[_Read] = []
-        self.n = np.zeros((0, columns), np.int64)
-
-    def add(self, rows: PassRows, columns: pl.DataFrame, users: int) -> None:
-        self.n = _grown(self.n, users)
-        masks = np.stack([read.mask_of(rows, columns) for read in self.reads])
-        reduce.counts_into(rows.idx, masks, self.n)
-
-
-class _BlockColumn(_Slots):
-    """One count of a :class:`_CountBlock`."""
-
-    def __init__(self, block: _CountBlock, column: int) -> None:
-        self.block = block
-        self.column = column
-
-    def grow(self, users: int) -> None:
-        pass
-
-    def add(self, rows: PassRows, mask: reduce.Mask, value: pl.Series | None) -> None:
-        raise AssertionError("counted with its block")
-
-    def result(self, users: int) -> np.ndarray:
-        return self.block.n[:users, self.column].copy()
-
-
-class _Sum(_Slots):
-    """Integers (decimals as units of their ``scale``) summed exactly, or floats."""
-
-    def __init__(self, ints: bool, scale: int) -> None:
-        self.ints = ints
-        self.scale = scale
-        self.total = np.zeros(0, np.int64 if ints else np.float64)
-
-    def grow(self, users: int) -> None:
-        self.total = _grown(self.total, users)
-
-    def add(self, rows: PassRows, mask: reduce.Mask, value: pl.Series | None) -> None:
-        reduce.sums_into(rows.idx, mask, _ints(value) if self.ints else _floats(value),
-                         self.total)
-
-    def result(self, users: int) -> np.ndarray:
-        total = self.total[:users]
-        return total / 10.0 ** self.scale if self.scale else total
-
-
-class _Mean(_Slots):
-    def __init__(self, total: _Sum) -> None:
-        self.total = total
-        self.count = _Count()
-
-    def grow(self, users: int) -> None:
-        self.total.grow(users)
-        self.count.grow(users)
-
-    def add(self, rows: PassRows, mask: reduce.Mask, value: pl.Series | None) -> None:
-        self.total.add(rows, mask, value)
-        self.count.add(rows, mask, value)
-
-    def result(self, users: int) -> np.ndarray:
-        total, n = self.total.result(users), self.count.result(users)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return np.where(n > 0, total / n, np.nan)
-
-
-class _Extreme(_Slots):
-    def __init__(self, largest: bool) -> None:
-        self.largest = largest
-        self.best = np.zeros(0, np.float64)
-        self.seen = np.zeros(0, np.bool_)
-
-    def grow(self, users: int) -> None:
-        self.best = _grown(self.best, users)
-        self.seen = _grown(self.seen, users)
-
-    def add(self, rows: PassRows, mask: reduce.Mask, value: pl.Series | None) -> None:
-        reduce.extreme_into(rows.idx, mask, _floats(value), self.best, self.seen, self.largest)
-
-    def result(self, users: int) -> np.ndarray:
-        best = self.best[:users]
-        best[~self.seen[:users]] = np.nan
-        return best
-
-
 class _Std(_Slots):
     def __init__(self) -> None:
         self.n = np.zeros(0, np.int64)
@@ -343,9 +180,9 @@ class _Std(_Slots):
         self.squares = np.zeros(0, np.float64)
 
     def grow(self, users: int) -> None:
-        self.n = _grown(self.n, users)
-        self.mean = _grown(self.mean, users)
-        self.squares = _grown(self.squares, users)
+        self.n = reduce.grown(self.n, users)
+        self.mean = reduce.grown(self.mean, users)
+        self.squares = reduce.grown(self.squares, users)
 
     def add(self, rows: PassRows, mask: reduce.Mask, value: pl.Series | None) -> None:
         reduce.moments_into(rows.idx, mask, _floats(value), self.n, self.mean, self.squares)
@@ -395,7 +232,7 @@ class _DistinctCodes(_Slots):
     def grow(self, users: int) -> None:
         self.users = users
         if self.pairs is None and self.words:
-            self.bits = _grown(self.bits, users * self.words)
+            self.bits = reduce.grown(self.bits, users * self.words)
 
     def add(self, rows: PassRows, mask: reduce.Mask, value: pl.Series | None) -> None:
         codes = _ints(value)

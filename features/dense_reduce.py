@@ -31,6 +31,22 @@ Keys = npt.NDArray[np.uint64]
 FIRST_TABLE = 1 << 12
 
 
+def grown(array: np.ndarray, users: int) -> np.ndarray:
+    """``array`` with room for ``users`` slots (along its last axis), new ones zero.
+
+    Why zeros and room to spare: fresh memory costs most of a reduction (each page is
+    faulted in on first touch, dearly on a virtual machine); zeroed memory not yet
+    touched costs nothing, so the first array holds four times the users of the first
+    piece and rarely has to be copied into a larger one.
+    """
+    held = array.shape[-1]
+    if held >= users:
+        return array
+    wider = np.zeros((*array.shape[:-1], max(4 * users, 2 * held)), dtype=array.dtype)
+    wider[..., :held] = array
+    return wider
+
+
 class UserTable:
     """Numbers users 0, 1, ... in the order they first appear, over any number of pieces.
 
@@ -108,49 +124,6 @@ def _rehash(old: npt.NDArray[np.uint64], old_numbers: Index,
 
 
 @njit(cache=True, nogil=True)
-def count_into(idx: Index, mask: Mask, out: Ints) -> None:
-    for row in range(len(idx)):
-        if mask[row]:
-            out[idx[row]] += 1
-
-
-@njit(cache=True, nogil=True)
-def counts_into(idx: Index, masks: npt.NDArray[np.bool_], out: npt.NDArray[np.int64]) -> None:
-    """Several counts at once: ``masks[j]`` says which rows count for count ``j``, kept in
-    ``out[user, j]``."""
-    counts = masks.shape[0]
-    for row in range(len(idx)):
-        for column in range(counts):
-            if masks[column, row]:
-                out[idx[row], column] += 1
-
-
-@njit(cache=True, nogil=True)
-def sums_into(idx: Index, mask: Mask, values: Ints | Floats, out: Ints | Floats) -> None:
-    """Sums in the values' own type: exact for integers (decimals as integer units)."""
-    for row in range(len(idx)):
-        if mask[row]:
-            out[idx[row]] += values[row]
-
-
-@njit(cache=True, nogil=True)
-def extreme_into(idx: Index, mask: Mask, values: Floats, out: Floats, seen: Mask,
-                 largest: bool) -> None:
-    """Each user's smallest value so far, or largest with ``largest`` (``seen``: whether
-    the user has one yet). A NaN value is kept only as a user's first."""
-    for row in range(len(idx)):
-        if mask[row]:
-            user = idx[row]
-            if not seen[user]:
-                out[user] = values[row]
-                seen[user] = True
-                continue
-            kept = out[user]  # NaN (a first value that was NaN) compares false either way
-            if not (values[row] <= kept if largest else values[row] >= kept):
-                out[user] = values[row]
-
-
-@njit(cache=True, nogil=True)
 def moments_into(idx: Index, mask: Mask, values: Floats, n: Ints, mean: Floats,
                  squares: Floats) -> None:
     """Welford's update of each user's count, mean and sum of squared deviations from
@@ -162,6 +135,55 @@ def moments_into(idx: Index, mask: Mask, values: Floats, n: Ints, mean: Floats,
             deviation = values[row] - mean[user]
             mean[user] += deviation / n[user]
             squares[user] += deviation * (values[row] - mean[user])
+
+
+@njit(cache=True, nogil=True)
+def block_counts_into(idx: Index, ages: Floats, masks: npt.NDArray[np.bool_], of_mask: Ints,
+                      low: Floats, high: Floats, out: npt.NDArray[np.int64]) -> None:
+    """Counts of a block: column ``j`` counts the rows of mask ``of_mask[j]`` whose age lies
+    in (``low[j]``, ``high[j]``], in ``out[j, user]``."""
+    for row in range(len(idx)):
+        age = ages[row]
+        for column in range(len(of_mask)):
+            if masks[of_mask[column], row] and low[column] < age and age <= high[column]:
+                out[column, idx[row]] += 1
+
+
+@njit(cache=True, nogil=True)
+def block_sums_into(idx: Index, ages: Floats, masks: npt.NDArray[np.bool_],
+                    values: npt.NDArray[np.int64] | npt.NDArray[np.float64], of_mask: Ints,
+                    of_value: Ints, low: Floats, high: Floats,
+                    out: npt.NDArray[np.int64] | npt.NDArray[np.float64]) -> None:
+    """Sums of a block, in the values' own type: column ``j`` adds value ``of_value[j]``
+    of the rows of its mask and window."""
+    for row in range(len(idx)):
+        age = ages[row]
+        for column in range(len(of_mask)):
+            if masks[of_mask[column], row] and low[column] < age and age <= high[column]:
+                out[column, idx[row]] += values[of_value[column], row]
+
+
+@njit(cache=True, nogil=True)
+def block_extremes_into(idx: Index, ages: Floats, masks: npt.NDArray[np.bool_],
+                        values: npt.NDArray[np.float64], of_mask: Ints, of_value: Ints,
+                        low: Floats, high: Floats, largest: Mask,
+                        out: npt.NDArray[np.float64], seen: npt.NDArray[np.bool_]) -> None:
+    """Extremes of a block: each user's smallest value so far, or largest where
+    ``largest`` (``seen``: whether the user has one yet). A NaN value is kept only as a
+    user's first."""
+    for row in range(len(idx)):
+        age = ages[row]
+        for column in range(len(of_mask)):
+            if masks[of_mask[column], row] and low[column] < age and age <= high[column]:
+                user = idx[row]
+                value = values[of_value[column], row]
+                if not seen[column, user]:
+                    out[column, user] = value
+                    seen[column, user] = True
+                    continue
+                kept = out[column, user]  # NaN (a first value that was NaN) compares false
+                if not (value <= kept if largest[column] else value >= kept):
+                    out[column, user] = value
 
 
 @njit(cache=True, nogil=True)
@@ -253,11 +275,12 @@ def warm_up() -> None:
     ints = np.zeros(2, np.int64)
     floats = np.zeros(2, np.float64)
     UserTable().number(ints.astype(np.uint64), ints.astype(np.uint64))
-    count_into(idx, mask, ints.copy())
-    counts_into(idx, np.ones((2, 2), np.bool_), np.zeros((1, 2), np.int64))
-    sums_into(idx, mask, ints, ints.copy())
-    sums_into(idx, mask, floats, floats.copy())
-    extreme_into(idx, mask, floats, floats.copy(), mask.copy(), True)
+    masks, of, low, high = np.ones((1, 2), np.bool_), np.zeros(1, np.int64), floats[:1], floats[:1]
+    block_counts_into(idx, floats, masks, of, low, high, np.zeros((1, 1), np.int64))
+    block_sums_into(idx, floats, masks, ints[None], of, of, low, high, np.zeros((1, 1), np.int64))
+    block_sums_into(idx, floats, masks, floats[None], of, of, low, high, np.zeros((1, 1)))
+    block_extremes_into(idx, floats, masks, floats[None], of, of, low, high, mask[:1],
+                        np.zeros((1, 1)), np.zeros((1, 1), np.bool_))
     moments_into(idx, mask, floats, ints.copy(), floats.copy(), floats.copy())
     std_of(ints, floats)
     code_range(mask, ints)

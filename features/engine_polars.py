@@ -52,20 +52,22 @@ def feature_frame(events: pl.LazyFrame | pl.DataFrame, *, as_of: date,
             try:
                 for offset in range(0, max(frame.height, 1), step):
                     stream.add(stream.prepare(frame.slice(offset, step)))
-                return features_of_stream(stream)
+                return features_of_stream(stream).collect()
             except KeyCollision:
                 continue
     raise AssertionError("string keys cannot collide")
 
 
-def features_of_stream(stream: FeatureStream) -> pl.DataFrame:
-    """The features of every user added to ``stream``, sorted by user_id."""
+def features_of_stream(stream: FeatureStream) -> pl.LazyFrame:
+    """The features of every user added to ``stream``, sorted by user_id: a lazy frame
+    over the stream's slots, so that writing it streams the features out a slice of
+    users at a time instead of holding them all (a gigabyte for a million users)."""
     plan = stream.plan
-    frame = stream.aggregates()
+    aggregates = stream.aggregates()
+    frame = aggregates.lazy().with_columns(pl.col(pl.Float64).fill_nan(None))
     if plan.contacts:
         contacts = contact_frame(stream.contact_rows(), frame, plan.contacts, stream)
-        aligned = frame.select(KEY).join(contacts, on=KEY, how="left", maintain_order="left")
-        frame = frame.hstack(aligned.drop(KEY).get_columns())
+        frame = frame.join(contacts.lazy(), on=KEY, how="left", maintain_order="left")
     outputs = [
         _fill(output_expr(output.expr), output.fill_zero).cast(pl.Float64).alias(output.name)
         for output in plan.outputs
@@ -88,7 +90,7 @@ def enum_casts(columns: Sequence[str]) -> list[pl.Expr]:
             if name in values]
 
 
-def contact_frame(rows: pl.LazyFrame, users: pl.DataFrame,
+def contact_frame(rows: pl.LazyFrame, users: pl.LazyFrame,
                   contacts: Sequence[ContactAggregate], stream: FeatureStream) -> pl.DataFrame:
     """The graph pass: each person's contacts as of D (their latest action, by event time
     then id, is 'added'), flagged by the contact's own aggregates from ``users``."""
@@ -102,7 +104,7 @@ def contact_frame(rows: pl.LazyFrame, users: pl.DataFrame,
     if flags:
         # A key names one user among ``users``; a contact is that user only if the names
         # agree too (a contact who is not a user could share a hash with one).
-        flagged = users.lazy().select(pl.col(KEY).alias(CONTACT_KEY),
+        flagged = users.select(pl.col(KEY).alias(CONTACT_KEY),
                                       pl.col("user_id").alias(CONTACT_NAME), *flags)
         same = pl.col(CONTACT_NAME) == pl.col("contact_user_id")
         edges = (edges.with_columns(stream.key_expr("contact_user_id").alias(CONTACT_KEY))

@@ -140,15 +140,19 @@ class FeatureStream:
 
     def _reduce(self, piece: Prepared, idx: np.ndarray) -> None:
         users = self.users.count
-        for kinds, reducer in self._reducers.items():
-            reducer.add(self._pass_rows(piece, idx, kinds), users, self._pool)
+        started = [future for kinds, reducer in self._reducers.items()
+                   for future in reducer.add(self._pass_rows(piece, idx, kinds), users,
+                                             self._pool)]
         if self.plan.contacts:
             columns = self.layout.kinds[CONTACT] | {KEY}
             frame, _, mask = self._kind_rows(piece, idx, (CONTACT,), columns, with_kind=False)
             self._contacts.append(frame if mask is None else frame.filter(pl.Series(mask)))
+        for future in started:
+            future.result()  # re-raises a loop's error
 
     def aggregates(self) -> pl.DataFrame:
-        """Every user (sorted by user_id) with their key and every aggregate of the passes."""
+        """Every user (sorted by user_id) with their key and every aggregate of the passes:
+        the slots themselves, not copies (a float aggregate over no rows is NaN)."""
         names, keys = self.users.names(), self.users.keys()
         order = names.arg_sort().to_numpy()
         columns = [names.gather(order), keys.gather(order)]
@@ -164,8 +168,7 @@ class FeatureStream:
             _sort_in_place(values, order, local.scratch)
 
         list(self._pool.map(sort, results.values()))  # numpy's gathers release the GIL
-        columns += [pl.Series(key, values, nan_to_null=values.dtype.kind == "f")
-                    for key, values in results.items()]
+        columns += [pl.Series(key, values) for key, values in results.items()]
         return pl.DataFrame(columns)
 
     def contact_rows(self) -> pl.LazyFrame:

@@ -34,6 +34,7 @@ from pathlib import Path
 from typing import Literal, TypeVar
 
 import polars as pl
+import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
 from config.feature_definitions import FeatureSet, load_feature_definitions
@@ -114,14 +115,16 @@ def build_snapshot(settings: Settings, *, as_of: date, as_known_at: datetime | N
     frame = _compute(settings, engine, as_of=as_of, as_known_at=known_at, watermark=mark,
                      definitions=definitions, progress=progress)
     _stage(progress, "write")
-    manifest = SnapshotManifest(
-        as_of=as_of, as_known_at=known_at, event_watermark=mark,
-        definitions_hash=definitions.hash, row_count=frame.height, features=definitions.names,
-        engine=engine, built_at=datetime.now(UTC),
-        build_seconds=round(time.perf_counter() - started, 3), path=str(target),
-    )
-    _write_snapshot(target, frame, manifest, replacing=existing is not None)
-    return manifest
+
+    def manifest_of(rows: int) -> SnapshotManifest:
+        return SnapshotManifest(
+            as_of=as_of, as_known_at=known_at, event_watermark=mark,
+            definitions_hash=definitions.hash, row_count=rows, features=definitions.names,
+            engine=engine, built_at=datetime.now(UTC),
+            build_seconds=round(time.perf_counter() - started, 3), path=str(target),
+        )
+
+    return _write_snapshot(target, frame, manifest_of, replacing=existing is not None)
 
 
 def compute_features(events: pl.LazyFrame, *, as_of: date,
@@ -132,7 +135,7 @@ def compute_features(events: pl.LazyFrame, *, as_of: date,
 
 def _compute(settings: Settings, engine: Engine, *, as_of: date, as_known_at: datetime,
              watermark: datetime, definitions: FeatureSet, progress: Progress | None,
-             ) -> pl.DataFrame:
+             ) -> pl.LazyFrame | pl.DataFrame:
     plan = compile_plan(definitions)
     _stage(progress, "read")
     if engine == "spark":
@@ -420,13 +423,23 @@ def _read_manifest(folder: Path) -> SnapshotManifest | None:
     return SnapshotManifest.model_validate_json(path.read_text(encoding="utf-8"))
 
 
-def _write_snapshot(target: Path, frame: pl.DataFrame, manifest: SnapshotManifest, *,
-                    replacing: bool) -> None:
-    """Write beside, fsync, rename into place; a replaced snapshot is moved aside first."""
+def _write_snapshot(target: Path, frame: pl.LazyFrame | pl.DataFrame,
+                    manifest_of: Callable[[int], SnapshotManifest], *,
+                    replacing: bool) -> SnapshotManifest:
+    """Write beside, fsync, rename into place; a replaced snapshot is moved aside first.
+
+    A lazy frame is streamed into the file (its features computed a slice of users at a
+    time); the manifest, made once the data is written, counts the rows written.
+    """
     scratch = target.with_name(f".tmp-{target.name}-{uuid.uuid4().hex[:8]}")
     scratch.mkdir(parents=True)
     try:
-        frame.write_parquet(scratch / DATA_FILE, compression=SNAPSHOT_COMPRESSION, statistics=True)
+        data = scratch / DATA_FILE
+        if isinstance(frame, pl.LazyFrame):
+            frame.sink_parquet(data, compression=SNAPSHOT_COMPRESSION, statistics=True)
+        else:
+            frame.write_parquet(data, compression=SNAPSHOT_COMPRESSION, statistics=True)
+        manifest = manifest_of(pq.read_metadata(data).num_rows)
         (scratch / MANIFEST_FILE).write_text(
             json.dumps(manifest.model_dump(mode="json"), indent=2, ensure_ascii=False),
             encoding="utf-8")
@@ -441,6 +454,7 @@ def _write_snapshot(target: Path, frame: pl.DataFrame, manifest: SnapshotManifes
         else:
             _move_into_place(scratch, target)
         _fsync(target.parent)
+        return manifest
     finally:
         if scratch.exists():
             shutil.rmtree(scratch, ignore_errors=True)

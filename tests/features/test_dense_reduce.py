@@ -48,49 +48,59 @@ def test_the_user_table_reports_two_checks_under_one_key() -> None:
     assert table.number(keys[2:], np.array([1, 3], dtype=np.uint64))[2]  # across pieces
 
 
-rows = st.lists(st.tuples(st.integers(0, 5), st.booleans(), st.integers(-50, 50)),
+rows = st.lists(st.tuples(st.integers(0, 5), st.booleans(), st.integers(-50, 50),
+                          st.sampled_from([0.5, 10.0, 10.5, 30.0, 31.0, 400.0])),
                 max_size=60)
+WINDOWS = [(0.0, np.inf), (0.0, np.inf), (10.0, 30.0)]
+"""A block's columns: the kept rows, the others, the kept rows of ages (10, 30]."""
 
 
 @settings(max_examples=60, deadline=None)
 @given(rows)
-def test_each_loop_is_its_plain_python_reduction(rows: list[tuple[int, bool, int]]) -> None:
+def test_each_loop_is_its_plain_python_reduction(
+        rows: list[tuple[int, bool, int, float]]) -> None:
     users = 6
-    idx = np.array([user for user, _, _ in rows], dtype=np.int32)
-    mask = np.array([keep for _, keep, _ in rows], dtype=np.bool_)
-    values = np.array([value for _, _, value in rows], dtype=np.int64)
+    idx = np.array([row[0] for row in rows], dtype=np.int32)
+    mask = np.array([row[1] for row in rows], dtype=np.bool_)
+    values = np.array([row[2] for row in rows], dtype=np.int64)
+    ages = np.array([row[3] for row in rows], dtype=np.float64)
     kept: dict[int, list[int]] = {user: [] for user in range(users)}
-    for user, keep, value in rows:
+    for user, keep, value, _ in rows:
         if keep:
             kept[user].append(value)
     floats = values.astype(np.float64)
-    got = {name: np.zeros(users, np.int64) for name in ("count", "sum", "n")}
-    got |= {name: np.zeros(users) for name in ("fsum", "min", "max", "mean", "squares")}
-    seen = {name: np.zeros(users, np.bool_) for name in ("min", "max")}
+    got = {"n": np.zeros(users, np.int64)}
+    got |= {name: np.zeros(users) for name in ("mean", "squares")}
     bits = np.zeros(users * 2, np.uint64)
-    block = np.zeros((users, 2), np.int64)  # two counts at once: the kept rows, the others
+    of_mask, of_value = np.array([0, 1, 0]), np.zeros(3, np.int64)
+    low, high = (np.array([window[side] for window in WINDOWS]) for side in (0, 1))
+    counts, sums = np.zeros((3, users), np.int64), np.zeros((3, users), np.int64)
+    fsums, best = np.zeros((3, users)), np.zeros((3, users))
+    seen, largest = np.zeros((3, users), np.bool_), np.array([True, False, True])
     for half in (slice(0, len(rows) // 2), slice(len(rows) // 2, None)):  # two pieces
-        i, m, v, f = idx[half], mask[half], values[half], floats[half]
-        reduce.count_into(i, m, got["count"])
-        reduce.sums_into(i, m, v, got["sum"])
-        reduce.sums_into(i, m, f, got["fsum"])
-        reduce.extreme_into(i, m, f, got["min"], seen["min"], False)
-        reduce.extreme_into(i, m, f, got["max"], seen["max"], True)
+        i, m, v, f, a = idx[half], mask[half], values[half], floats[half], ages[half]
+        masks = np.stack([m, ~m])
+        reduce.block_counts_into(i, a, masks, of_mask, low, high, counts)
+        reduce.block_sums_into(i, a, masks, v[None], of_mask, of_value, low, high, sums)
+        reduce.block_sums_into(i, a, masks, f[None], of_mask, of_value, low, high, fsums)
+        reduce.block_extremes_into(i, a, masks, f[None], of_mask, of_value, low, high, largest,
+                                   best, seen)
         reduce.moments_into(i, m, f, got["n"], got["mean"], got["squares"])
         reduce.codes_into(i, m, v, -64, 2, bits)
-        reduce.counts_into(i, np.stack([m, ~m]), block)
     got["std"] = reduce.std_of(got["n"], got["squares"])
     got["distinct"] = reduce.popcounts(bits, 2, users)
-    for name in ("min", "max"):
-        got[name][~seen[name]] = np.nan
+    best[~seen] = np.nan
     everyone = np.bincount(idx, minlength=users)
-    assert np.array_equal(block[:, 0], got["count"])
-    assert np.array_equal(block[:, 1], everyone - got["count"])
+    assert np.array_equal(counts[1], everyone - counts[0])
     for user, found in kept.items():
-        assert got["count"][user] == len(found)
-        assert got["sum"][user] == got["fsum"][user] == sum(found)
-        assert np.isnan(got["min"][user]) if not found else got["min"][user] == min(found)
-        assert np.isnan(got["max"][user]) if not found else got["max"][user] == max(found)
+        others = [value for u, keep, value, _ in rows if u == user and not keep]
+        inside = [value for u, keep, value, age in rows if u == user and keep and 10 < age <= 30]
+        assert counts[:, user].tolist() == [len(found), len(others), len(inside)]
+        assert sums[:, user].tolist() == fsums[:, user].tolist() == [sum(found), sum(others),
+                                                               sum(inside)]
+        for column, values_in, pick in ((0, found, max), (1, others, min), (2, inside, max)):
+            assert np.isnan(best[column, user]) if not values_in \
+                else best[column, user] == pick(values_in)
         if len(found) < 2:
             assert np.isnan(got["std"][user])
         else:

@@ -300,15 +300,15 @@ def test_rebuilding_gives_bit_for_bit_the_same_values() -> None:
         assert build.equals(builds[0])
 
 
-@pytest.mark.parametrize(("batch", "chunk_rows"), [(1, None), (4, 97), (64, 1000)])
-def test_reductions_agree_with_a_plain_group_by(batch: int, chunk_rows: int | None,
+@pytest.mark.parametrize(("columns", "chunk_rows"), [(1, None), (4, 97), (64, 1000)])
+def test_reductions_agree_with_a_plain_group_by(columns: int, chunk_rows: int | None,
                                                monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every user's sums, means, extremes, counts and distinct counts, whatever number of
-    aggregates is evaluated at once and however the rows come in pieces (the distinct
+    """Every user's sums, means, extremes, counts and distinct counts, however many
+    columns a block reduces at once and however the rows come in pieces (the distinct
     days' bit sets widened piece by piece, then given up for pairs), are what one Polars
     group-by over the user's rows in the window gives (money summed exactly: decimals,
     then a float)."""
-    monkeypatch.setattr("features.dense_pass.BATCH", batch)
+    monkeypatch.setattr("features.dense_blocks.BLOCK_COLUMNS", columns)
     rng = random.Random(11)
     rows = [payment(f"u{user}", rng.uniform(-20, 700), round(rng.uniform(-50.0, 900.0), 2),
                     category=rng.choice(["grocery", "gambling", "travel"]))

@@ -44,7 +44,7 @@ def features(events: pl.DataFrame, *, hashed: bool, pieces: int = 1) -> pl.DataF
     with FeatureStream(plan, AS_OF, hashed=hashed) as stream:
         stream.add_all(stream.prepare(events.slice(offset, step))
                        for offset in range(0, events.height, step))
-        return features_of_stream(stream)
+        return features_of_stream(stream).collect()
 
 
 def test_hashed_keys_give_what_the_user_ids_themselves_give() -> None:
