@@ -12,24 +12,26 @@ are column expressions over the aggregates (:mod:`features.polars_exprs`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Sequence
 from datetime import UTC, date, datetime
+from typing import Any
 
 import polars as pl
 
 from config.feature_taxonomy import load_taxonomy
 from features.event_parts import KEY, LATEST_ORDER, MICROS_PER_DAY, as_of_micros
-from features.feature_stream import FeatureStream
+from features.feature_stream import PRESENT, FeatureStream
+from features.lake_users import LakeUsers, UnknownUser
 from features.plan import ContactAggregate, Plan, compile_plan
 from features.polars_exprs import condition_expr, output_expr
 from features.user_numbers import KeyCollision
 
 __all__ = ["MICROS_PER_DAY", "KeyCollision", "as_of_instant", "as_of_micros", "feature_frame",
-           "features_of_stream"]
+           "features_of_stream", "stream_features"]
 
 BASE_COLUMNS = ("user_id", "kind", "event_id", "event_time")
-CONTACT_KEY = "_contact_key"
-CONTACT_NAME = "_contact_name"
+logger = logging.getLogger(__name__)
 
 
 def as_of_instant(as_of: date) -> datetime:
@@ -47,14 +49,29 @@ def feature_frame(events: pl.LazyFrame | pl.DataFrame, *, as_of: date,
     plan = plan or compile_plan()
     frame = events.lazy().select(input_columns(events.lazy(), plan)).collect()
     step = chunk_rows or max(frame.height, 1)
-    for hashed in (True, False):
-        with FeatureStream(plan, as_of, hashed=hashed) as stream:
+
+    def feed(stream: FeatureStream) -> None:
+        for offset in range(0, max(frame.height, 1), step):
+            stream.add(stream.prepare(frame.slice(offset, step)))
+
+    return stream_features(plan, as_of, feed).collect()
+
+
+def stream_features(plan: Plan, as_of: date, feed: Callable[[FeatureStream], None], *,
+                    lake_users: LakeUsers | None = None) -> pl.LazyFrame:
+    """The features of what ``feed`` adds to a stream: users numbered by the lake when
+    ``lake_users`` is given, else by a hash of their ids; fed again, numbered by the ids
+    themselves, should the lake's numbers miss a user or two ids share a hash."""
+    numberings: list[dict[str, Any]] = [{"lake_users": lake_users}] if lake_users else []
+    numberings += [{"hashed": True}, {"hashed": False}]
+    for numbering in numberings:
+        with FeatureStream(plan, as_of, **numbering) as stream:
             try:
-                for offset in range(0, max(frame.height, 1), step):
-                    stream.add(stream.prepare(frame.slice(offset, step)))
-                return features_of_stream(stream).collect()
-            except KeyCollision:
-                continue
+                feed(stream)
+                return features_of_stream(stream)
+            except (KeyCollision, UnknownUser) as exc:
+                logger.warning("%s: computing the features again, numbering users otherwise",
+                               exc)
     raise AssertionError("string keys cannot collide")
 
 
@@ -66,8 +83,10 @@ def features_of_stream(stream: FeatureStream) -> pl.LazyFrame:
     aggregates = stream.aggregates()
     frame = aggregates.lazy().with_columns(pl.col(pl.Float64).fill_nan(None))
     if plan.contacts:
-        contacts = contact_frame(stream.contact_rows(), frame, plan.contacts, stream)
+        contacts = contact_frame(stream.contact_rows(), frame, plan.contacts)
         frame = frame.join(contacts.lazy(), on=KEY, how="left", maintain_order="left")
+    if PRESENT in aggregates.columns:
+        frame = frame.filter(pl.col(PRESENT))
     outputs = [
         _fill(output_expr(output.expr), output.fill_zero).cast(pl.Float64).alias(output.name)
         for output in plan.outputs
@@ -91,9 +110,10 @@ def enum_casts(columns: Sequence[str]) -> list[pl.Expr]:
 
 
 def contact_frame(rows: pl.LazyFrame, users: pl.LazyFrame,
-                  contacts: Sequence[ContactAggregate], stream: FeatureStream) -> pl.DataFrame:
+                  contacts: Sequence[ContactAggregate]) -> pl.DataFrame:
     """The graph pass: each person's contacts as of D (their latest action, by event time
-    then id, is 'added'), flagged by the contact's own aggregates from ``users``."""
+    then id, is 'added'), flagged by the contact's own aggregates from ``users`` (found by
+    id: a contact who is not a user has no flags)."""
     latest = [pl.col(name).sort_by(*LATEST_ORDER).last() for name in ("contact_action", "relation")]
     edges = (
         rows.group_by(KEY, "contact_user_id").agg(pl.col("user_id").first(), *latest)
@@ -102,14 +122,8 @@ def contact_frame(rows: pl.LazyFrame, users: pl.LazyFrame,
     )
     flags = sorted({contact.flag.key for contact in contacts if contact.flag is not None})
     if flags:
-        # A key names one user among ``users``; a contact is that user only if the names
-        # agree too (a contact who is not a user could share a hash with one).
-        flagged = users.select(pl.col(KEY).alias(CONTACT_KEY),
-                                      pl.col("user_id").alias(CONTACT_NAME), *flags)
-        same = pl.col(CONTACT_NAME) == pl.col("contact_user_id")
-        edges = (edges.with_columns(stream.key_expr("contact_user_id").alias(CONTACT_KEY))
-                 .join(flagged, on=CONTACT_KEY, how="left")
-                 .with_columns(pl.when(same).then(pl.col(flag)).alias(flag) for flag in flags))
+        flagged = users.select(pl.col("user_id").alias("contact_user_id"), *flags)
+        edges = edges.join(flagged, on="contact_user_id", how="left")
     aggregates = [contact_expr(contact).alias(contact.key) for contact in contacts]
     return edges.group_by(KEY).agg(aggregates).collect()
 

@@ -42,10 +42,12 @@ from features.event_parts import (
     derived_columns,
     needs_kind,
 )
+from features.lake_users import LakeUsers
 from features.plan import Plan
-from features.user_numbers import UserNumbers
+from features.user_numbers import GivenNumbers, UserNumbers
 
 CONTACT = "contact"
+PRESENT = "_present"
 
 
 @dataclass(frozen=True)
@@ -63,17 +65,21 @@ class Prepared:
 class FeatureStream:
     """Every aggregate of a plan, for every user in the pieces added (in order).
 
-    ``hashed=False`` keys users by ``user_id`` itself (the fallback after a hash
-    collision, and a reference for tests). Use as a context manager (it holds the
-    threads the reductions run on).
+    With ``lake_users``, every piece comes with its users' ranks (read from the lake);
+    otherwise users are numbered as they come, keyed by a hash of ``user_id`` or, with
+    ``hashed=False``, by ``user_id`` itself (the fallback after a hash collision, and a
+    reference for tests). Use as a context manager (it holds the threads the reductions
+    run on).
     """
 
-    def __init__(self, plan: Plan, as_of: date, *, hashed: bool = True) -> None:
+    def __init__(self, plan: Plan, as_of: date, *, hashed: bool = True,
+                 lake_users: LakeUsers | None = None) -> None:
         self.plan = plan
         self.layout = Layout.of(plan)
         self.as_of = as_of
-        self.hashed = hashed
-        self.users = UserNumbers(hashed=hashed)
+        self.users: UserNumbers | GivenNumbers = (
+            UserNumbers(hashed=hashed) if lake_users is None else GivenNumbers(lake_users.names))
+        self.hashed = self.users.hashed
         self._reducers = {kinds: PassReducer(kinds, aggregates, as_of, before=not kinds)
                           for kinds, aggregates in plan.passes.items()}
         self._columns = {kinds: frozenset().union(*(aggregate_columns(a) for a in aggregates))
@@ -95,19 +101,26 @@ class FeatureStream:
                  trace: TracebackType | None) -> None:
         self._pool.shutdown(wait=True)
 
-    def key_expr(self, column: str = "user_id") -> pl.Expr:
-        """The key of the user named in ``column`` (a hash, or the string itself)."""
-        return pl.col(column).hash(SEEDS[0]) if self.hashed else pl.col(column)
+    def key_expr(self) -> pl.Expr:
+        """The key of each row's user when users are numbered as they come (a hash of
+        the id, or the id itself)."""
+        return pl.col("user_id").hash(SEEDS[0]) if self.hashed else pl.col("user_id")
 
     def prepare(self, events: pl.DataFrame | KindRuns, keep: pl.Series | None = None,
-                ) -> Prepared:
+                ranks: np.ndarray | None = None) -> Prepared:
         """Key, check and age each row (lake columns; kinds and categories as strings or
-        Enums) of these events, or of those in ``keep``. Safe on any thread."""
+        Enums) of these events, or of those in ``keep``; ``ranks``: each row's user's
+        rank, with ``lake_users``. Safe on any thread."""
         runs = events if isinstance(events, KindRuns) else None
         base = events if runs is None else runs.base
-        added = [self.key_expr().alias(KEY), age_expr(self.as_of)]
-        if self.hashed:
-            added.append(pl.col("user_id").hash(SEEDS[1]).alias(CHECK))
+        added: list[pl.Expr | pl.Series] = [age_expr(self.as_of)]
+        if isinstance(self.users, GivenNumbers):
+            assert ranks is not None, "a piece without its users' ranks"
+            added.append(pl.Series(KEY, ranks))
+        else:
+            added.append(self.key_expr().alias(KEY))
+            if self.hashed:
+                added.append(pl.col("user_id").hash(SEEDS[1]).alias(CHECK))
         if runs is None or self.layout.spine_kind:
             added.append(pl.col(KIND).cast(self._kind_enum))
         keyed = base.with_columns(added)
@@ -152,23 +165,29 @@ class FeatureStream:
 
     def aggregates(self) -> pl.DataFrame:
         """Every user (sorted by user_id) with their key and every aggregate of the passes:
-        the slots themselves, not copies (a float aggregate over no rows is NaN)."""
+        the slots themselves, not copies (a float aggregate over no rows is NaN). Users
+        numbered by the lake who have nothing as of D are there too, marked by a false
+        ``PRESENT`` column."""
         names, keys = self.users.names(), self.users.keys()
-        order = names.arg_sort().to_numpy()
-        columns = [names.gather(order), keys.gather(order)]
         count = self.users.count
         results = {key: values for done in self._pool.map(
             lambda reducer: reducer.results(count), self._reducers.values())
             for key, values in done.items()}
-        local = threading.local()
+        if not self.users.in_order:
+            order = names.arg_sort().to_numpy()
+            names, keys = names.gather(order), keys.gather(order)
+            local = threading.local()
 
-        def sort(values: np.ndarray) -> None:
-            if not hasattr(local, "scratch"):
-                local.scratch = {}
-            _sort_in_place(values, order, local.scratch)
+            def sort(values: np.ndarray) -> None:
+                if not hasattr(local, "scratch"):
+                    local.scratch = {}
+                _sort_in_place(values, order, local.scratch)
 
-        list(self._pool.map(sort, results.values()))  # numpy's gathers release the GIL
-        columns += [pl.Series(key, values) for key, values in results.items()]
+            list(self._pool.map(sort, results.values()))  # numpy's gathers release the GIL
+        columns = [names, keys, *(pl.Series(key, values) for key, values in results.items())]
+        present = self.users.present
+        if present is not None and not present.all():
+            columns.append(pl.Series(PRESENT, present))
         return pl.DataFrame(columns)
 
     def contact_rows(self) -> pl.LazyFrame:

@@ -5,6 +5,8 @@ Layout::
     lake/manifest.json        the committed state: files, ingest watermark, next file number
     lake/events/seg-*.parquet  events, one row each, in :data:`features.events.LAKE_SCHEMA`
     lake/keys/seg-*.keys.npy   per events file: key fingerprints and content hashes
+    lake/keys/seg-*.users.npz  per events file: each row's user number
+    lake/keys/users.parquet    the user registry: the user id of each number
     lake/tmp/                  files being written (never read; emptied by the next writer)
     lake/.lock                 writers (ingestion, compaction) hold it with fcntl.flock
 
@@ -62,6 +64,9 @@ class Manifest:
     next_segment: int = 1
     hash_id: str = ""
     retired: list[dict[str, Any]] = field(default_factory=list)
+    users: int = 0
+    """Users the registry held at this commit (:mod:`features.lake_users`): one holding
+    fewer is stale and is not trusted."""
 
     @property
     def rows(self) -> int:

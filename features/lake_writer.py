@@ -57,6 +57,13 @@ from features.lake_keys import (
     known_keys,
     load_key_file,
 )
+from features.lake_users import (
+    REGISTRY,
+    UserRegistry,
+    numbers_path,
+    registry_of,
+    save_numbers,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +75,7 @@ class _Pending:
     temp: Path
     rows: int
     prints: Fingerprints
+    users: np.ndarray
 
 
 @dataclass
@@ -89,6 +97,7 @@ class LakeWriter:
     _pending_keys: KeyIndex = field(default_factory=KeyIndex, init=False)
     _manifest: Manifest = field(default_factory=Manifest, init=False)
     _index: KeyIndex = field(default_factory=KeyIndex, init=False)
+    _users: UserRegistry | None = field(default=None, init=False)
     _lock_fd: int = field(default=-1, init=False)
 
     def __enter__(self) -> LakeWriter:
@@ -99,6 +108,7 @@ class LakeWriter:
             self._manifest = read_manifest(self.root)
             remove_orphans(self.root, self._manifest)
             self._index = known_keys(self.root, self._manifest)
+            self._users = registry_of(self.root, self._manifest)
             self.ingested_at = _next_ingest_time(self._manifest.watermark)
         except BaseException:
             self._unlock()
@@ -150,11 +160,13 @@ class LakeWriter:
             return self._manifest
         for pending in self._pending:
             pending.prints.save(key_path(self.root, pending.name))
+            save_numbers(self.root, pending.name, pending.users, pending.temp)
             os.replace(pending.temp, self.root / EVENTS / pending.name)
+        self.users.save(self.root)  # before the manifest that needs it
         stamp = self.ingested_at.isoformat()
         segments = [Segment(p.name, p.rows, stamp, stamp) for p in self._pending]
         manifest = replace(self._manifest, segments=[*self._manifest.segments, *segments],
-                           watermark=stamp, hash_id=HASH_ID)
+                           watermark=stamp, hash_id=HASH_ID, users=self.users.count)
         temp = temp_path(self.root, MANIFEST)
         temp.write_bytes(manifest.to_json().encode())
         if self.settings.lake_fsync:
@@ -175,8 +187,15 @@ class LakeWriter:
         self._manifest = replace(self._manifest, next_segment=self._manifest.next_segment + 1)
         temp = temp_path(self.root, name)
         write_parquet(with_platform_columns(rows, self.ingested_at), temp, self.settings)
-        self._pending.append(_Pending(name, temp, rows.num_rows, prints))
+        users = self.users.number_file(temp)
+        self._pending.append(_Pending(name, temp, rows.num_rows, prints, users))
         self._pending_keys.add(name, prints, presorted=True)
+
+    @property
+    def users(self) -> UserRegistry:
+        """The lake's user registry (numbers for every user stored)."""
+        assert self._users is not None, "the writer is not open"
+        return self._users
 
     def _unlock(self) -> None:
         if self._lock_fd >= 0:
@@ -226,22 +245,26 @@ def remove_orphans(root: Path, manifest: Manifest, *, thorough: bool = False) ->
     for path in (root / TMP).iterdir():
         path.unlink(missing_ok=True)
     number = manifest.next_segment
-    while (root / EVENTS / segment_name(number)).exists() \
-            or key_path(root, segment_name(number)).exists():
+    while any(path.exists() for path in _files_of(root, segment_name(number))):
         logger.warning("removing uncommitted lake file %s", segment_name(number))
-        (root / EVENTS / segment_name(number)).unlink(missing_ok=True)
-        key_path(root, segment_name(number)).unlink(missing_ok=True)
+        for path in _files_of(root, segment_name(number)):
+            path.unlink(missing_ok=True)
         number += 1
     if not thorough:
         return
     live = {segment.name for segment in manifest.segments}
     live |= {entry["name"] for entry in manifest.retired}
-    live |= {key_path(root, name).name for name in live}
+    live = {path.name for name in live for path in _files_of(root, name)} | {REGISTRY}
     for folder in (root / EVENTS, root / KEYS):
         for path in folder.iterdir():
             if path.name not in live:
                 logger.warning("removing stray lake file %s", path.name)
                 path.unlink(missing_ok=True)
+
+
+def _files_of(root: Path, name: str) -> tuple[Path, Path, Path]:
+    """An events file and the files derived from it (its keys, its users' numbers)."""
+    return root / EVENTS / name, key_path(root, name), numbers_path(root, name)
 
 
 def segment_name(number: int) -> str:
@@ -325,7 +348,7 @@ def _compact(writer: LakeWriter, target: int, grace: float) -> CompactResult:
             continue
         name = segment_name(next_segment)
         next_segment += 1
-        segments.append(_merge(root, group, name, writer.settings, manifest.hash_id))
+        segments.append(_merge(root, group, name, writer, manifest.hash_id))
         retired.extend({"name": s.name, "at": time.time()} for s in group)
     if grace == 0:
         due += [entry["name"] for entry in retired]
@@ -335,8 +358,8 @@ def _compact(writer: LakeWriter, target: int, grace: float) -> CompactResult:
     if new != manifest:
         write_atomic(root / MANIFEST, new.to_json().encode())
     for name in due:
-        (root / EVENTS / name).unlink(missing_ok=True)
-        key_path(root, name).unlink(missing_ok=True)
+        for path in _files_of(root, name):
+            path.unlink(missing_ok=True)
     forget_known_keys(root)
     writer._manifest = new
     logger.info("compacted %d files into %d", len(manifest.segments), len(segments))
@@ -361,13 +384,14 @@ def _bins(segments: list[Segment], target: int) -> list[list[Segment]]:
     return [group for group in groups if group]
 
 
-def _merge(root: Path, group: list[Segment], name: str, settings: Settings,
+def _merge(root: Path, group: list[Segment], name: str, writer: LakeWriter,
            hash_id: str) -> Segment:
     temp = temp_path(root, name)
     tables = (pq.read_table(root / EVENTS / segment.name, schema=LAKE_SCHEMA) for segment in group)
-    write_clustered(tables, temp, compression=lake_compression(settings))
+    write_clustered(tables, temp, compression=lake_compression(writer.settings))
     fsync_dir(temp)
     Fingerprints.concat([load_key_file(root, s, hash_id) for s in group]).save(key_path(root, name))
+    save_numbers(root, name, writer.users.number_file(temp), temp)  # no user is new
     os.replace(temp, root / EVENTS / name)
     fsync_dir(root / EVENTS)
     return Segment(name, sum(s.rows for s in group), min(s.min_ingested_at for s in group),

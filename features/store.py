@@ -33,6 +33,7 @@ from functools import cache
 from pathlib import Path
 from typing import Literal, TypeVar
 
+import numpy as np
 import polars as pl
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
@@ -43,18 +44,19 @@ from features import lake
 from features.dense_reduce import warm_up
 from features.engine_polars import (
     BASE_COLUMNS,
-    KeyCollision,
     as_of_instant,
     enum_casts,
     feature_frame,
-    features_of_stream,
     input_columns,
+    stream_features,
 )
 from features.event_parts import KindRuns, Layout
 from features.events import LAKE_SCHEMA
 from features.feature_stream import FeatureStream
 from features.lake_clusters import Run, kind_runs
+from features.lake_users import LakeUsers
 from features.plan import Plan, compile_plan
+from features.user_numbers import GivenNumbers
 
 logger = logging.getLogger(__name__)
 
@@ -146,18 +148,18 @@ def _compute(settings: Settings, engine: Engine, *, as_of: date, as_known_at: da
                               watermark=watermark, plan=plan)
     warming = threading.Thread(target=warm_up, name="warm-up", daemon=True)
     warming.start()
-    for hashed in (True, False):
-        with FeatureStream(plan, as_of, hashed=hashed) as stream:
-            try:
-                stream.add_all(_resolved_pieces(
-                    settings, as_known_at=as_known_at, watermark=watermark, plan=plan,
-                    then=stream.prepare, workers=READ_THREADS, by_kind=True), first=warming.join)
-                _stage(progress, "compute")
-                return features_of_stream(stream)
-            except KeyCollision:
-                logger.warning("two user ids share a key hash: computing again on the ids "
-                               "themselves")
-    raise AssertionError("string keys cannot collide")
+    root = lake.lake_dir(settings)
+    lake_users = LakeUsers.read(root, lake.read_manifest(root))
+
+    def feed(stream: FeatureStream) -> None:
+        ranked = lake_users if isinstance(stream.users, GivenNumbers) else None
+        stream.add_all(_resolved_pieces(
+            settings, as_known_at=as_known_at, watermark=watermark, plan=plan,
+            then=stream.prepare, workers=READ_THREADS, by_kind=True, users=ranked),
+            first=warming.join)
+        _stage(progress, "compute")
+
+    return stream_features(plan, as_of, feed, lake_users=lake_users)
 
 
 def _in_order(work: Callable[[S], T], items: Iterable[S], workers: int) -> Iterator[T]:
@@ -191,16 +193,19 @@ def read_events(settings: Settings, *, as_known_at: datetime, watermark: datetim
                       for piece in pieces], how="vertical")
 
 
-def _pair(piece: pl.DataFrame | KindRuns,
-          keep: pl.Series | None) -> tuple[pl.DataFrame, pl.Series | None]:
+def _pair(piece: pl.DataFrame | KindRuns, keep: pl.Series | None,
+          ranks: np.ndarray | None) -> tuple[pl.DataFrame, pl.Series | None]:
     assert isinstance(piece, pl.DataFrame)  # read whole: not by kind
     return piece, keep
 
 
 def _resolved_pieces(settings: Settings, *, as_known_at: datetime, watermark: datetime,
-                     plan: Plan, then: Callable[[pl.DataFrame | KindRuns, pl.Series | None], T],
-                     workers: int = 1, by_kind: bool = False) -> Iterator[T]:
-    """The lake as known at T (watermark W), piece by piece: ``then(rows, keep)`` of each.
+                     plan: Plan, then: Callable[[pl.DataFrame | KindRuns, pl.Series | None,
+                                                 np.ndarray | None], T],
+                     workers: int = 1, by_kind: bool = False,
+                     users: LakeUsers | None = None) -> Iterator[T]:
+    """The lake as known at T (watermark W), piece by piece: ``then(rows, keep, ranks)``
+    of each, ``ranks`` the rank of each row's user among ``users`` (None without).
 
     Only the events that share an id with a correction known by T go through
     :func:`features.lake.resolve` (the one definition of the rule; they come last,
@@ -213,6 +218,9 @@ def _resolved_pieces(settings: Settings, *, as_known_at: datetime, watermark: da
     file stored kind by kind comes as :class:`KindRuns` (each kind's own columns read
     from its row groups only).
     """
+    root = lake.lake_dir(settings)
+    segments = {str(root / lake.EVENTS / segment.name): segment
+                for segment in lake.read_manifest(root).segments}
     files = [str(path) for path in lake.lake_files(settings, watermark=watermark)]
     if not files:
         return
@@ -222,7 +230,15 @@ def _resolved_pieces(settings: Settings, *, as_known_at: datetime, watermark: da
 
     def work(where: tuple[str, int]) -> tuple[T, pl.DataFrame | None]:
         piece, keep, touched = reading.read(*where, rows=chunk_rows)
-        return then(piece, keep), touched
+        ranks = None
+        if users is not None:
+            rows = piece.base if isinstance(piece, KindRuns) else piece
+            segment = segments.get(where[0])
+            ranks = None if segment is None else users.file_ranks(root, segment, where[1],
+                                                                  rows.height)
+            if ranks is None:  # a file's numbers missing or stale: its users looked up
+                ranks = users.ranks_of(rows.get_column("user_id"))
+        return then(piece, keep, ranks), touched
 
     versions = []
     for result, touched in _in_order(work, _slices(files, chunk_rows), workers):
@@ -230,7 +246,9 @@ def _resolved_pieces(settings: Settings, *, as_known_at: datetime, watermark: da
             versions.append(touched)
         yield result
     if versions:
-        yield then(reading.resolve(versions, as_known_at=as_known_at, watermark=watermark), None)
+        resolved = reading.resolve(versions, as_known_at=as_known_at, watermark=watermark)
+        ranks = None if users is None else users.ranks_of(resolved.get_column("user_id"))
+        yield then(resolved, None, ranks)
 
 
 @dataclass(frozen=True)

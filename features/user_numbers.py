@@ -26,6 +26,10 @@ class KeyCollision(RuntimeError):
 class UserNumbers:
     """Each row's user number, and each number's user id and key, piece after piece."""
 
+    in_order = False
+    """Numbers follow first appearance: the results are sorted into user order at the end."""
+    present: np.ndarray | None = None
+
     def __init__(self, *, hashed: bool) -> None:
         self.hashed = hashed
         self.count = 0
@@ -87,3 +91,29 @@ class UserNumbers:
 
 def _joined(pieces: list[pl.Series], dtype: pl.DataType) -> pl.Series:
     return pl.concat(pieces, rechunk=True) if pieces else pl.Series([], dtype=dtype)
+
+
+class GivenNumbers:
+    """Users numbered by the lake (:mod:`features.lake_users`): each row's ``KEY`` is its
+    user's rank in user-id order among every user the registry holds, so the slots are
+    already in the order the snapshot is written. The registry also holds users with
+    nothing that counts as of D: :attr:`present` tells the users some kept row named."""
+
+    in_order = True
+    hashed = False
+
+    def __init__(self, names: pl.Series) -> None:
+        self._names = names.alias("user_id")
+        self.count = len(names)
+        self.present = np.zeros(self.count, np.bool_)
+
+    def number(self, rows: pl.DataFrame, keep: Mask | None) -> Index:
+        idx = rows.get_column(KEY).to_numpy()
+        self.present[idx if keep is None else idx[keep]] = True
+        return idx
+
+    def names(self) -> pl.Series:
+        return self._names
+
+    def keys(self) -> pl.Series:
+        return pl.Series(KEY, np.arange(self.count, dtype=np.int32))

@@ -103,8 +103,8 @@ def test_a_key_collision_is_answered_on_the_ids_themselves(
     expected = features(events, hashed=False)
     original = FeatureStream.key_expr
 
-    def one_key(stream: FeatureStream, column: str = "user_id") -> pl.Expr:
-        return pl.lit(7, pl.UInt64) if stream.hashed else original(stream, column)
+    def one_key(stream: FeatureStream) -> pl.Expr:
+        return pl.lit(7, pl.UInt64) if stream.hashed else original(stream)
 
     monkeypatch.setattr(FeatureStream, "key_expr", one_key)
     assert_frame_equal(compute_features(events.lazy(), as_of=AS_OF), expected)
