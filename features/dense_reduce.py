@@ -53,15 +53,13 @@ class UserTable:
     An open-addressing table of 64-bit keys (a hash of the user id) with, beside each
     key, a second independent hash of the id: two rows of one key whose checks differ
     are two users sharing a key, which :meth:`number` reports (the caller then numbers
-    the ids themselves). With ``pairs``, key and check together name a user (a 128-bit
-    fingerprint): such rows are two users, numbered apart.
+    the ids themselves).
     """
 
-    def __init__(self, *, pairs: bool = False) -> None:
+    def __init__(self) -> None:
         self._slots = np.zeros((FIRST_TABLE, 2), np.uint64)
         self._numbers = np.full(FIRST_TABLE, -1, np.int32)
         self.count = 0
-        self.pairs = pairs
 
     def number(self, keys: Keys, checks: Keys) -> tuple[Index, Rows, bool]:
         """Each row's user number, the rows where new users first appear (their numbers
@@ -70,14 +68,14 @@ class UserTable:
         idx = np.empty(len(keys), np.int32)
         first = np.empty(len(keys), np.int64)
         self._slots, self._numbers, count, new, collided = _number(
-            keys, checks, self._slots, self._numbers, self.count, idx, first, self.pairs)
+            keys, checks, self._slots, self._numbers, self.count, idx, first)
         self.count = count
         return idx, first[:new], collided
 
 
 @njit(cache=True, nogil=True)
 def _number(keys: Keys, checks: Keys, slots: npt.NDArray[np.uint64], numbers: Index,
-            users: int, idx: Index, first: Rows, pairs: bool,
+            users: int, idx: Index, first: Rows,
             ) -> tuple[npt.NDArray[np.uint64], Index, int, int, bool]:
     """Number each row's key (``idx``), new ones from ``users`` on (their rows in
     ``first``); the table doubles when half full."""
@@ -97,7 +95,7 @@ def _number(keys: Keys, checks: Keys, slots: npt.NDArray[np.uint64], numbers: In
                 new += 1
                 users += 1
                 break
-            if slots[slot, 0] == key and (not pairs or slots[slot, 1] == checks[row]):
+            if slots[slot, 0] == key:
                 idx[row] = numbers[slot]
                 collided |= slots[slot, 1] != checks[row]
                 break

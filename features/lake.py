@@ -6,7 +6,7 @@ Layout::
     lake/events/seg-*.parquet  events, one row each, in :data:`features.events.LAKE_SCHEMA`
     lake/keys/seg-*.keys.npy   per events file: key fingerprints and content hashes
     lake/keys/seg-*.users.npz  per events file: each row's user number
-    lake/keys/users.parquet    the user registry: the user id of each number
+    lake/users/users-*.arrow   the user registry: the user id of each number
     lake/tmp/                  files being written (never read; emptied by the next writer)
     lake/.lock                 writers (ingestion, compaction) hold it with fcntl.flock
 
@@ -41,6 +41,7 @@ from features.events import LAKE_SCHEMA
 MANIFEST = "manifest.json"
 EVENTS = "events"
 KEYS = "keys"
+USERS = "users"
 TMP = "tmp"
 LOCK = ".lock"
 
@@ -65,8 +66,10 @@ class Manifest:
     hash_id: str = ""
     retired: list[dict[str, Any]] = field(default_factory=list)
     users: int = 0
-    """Users the registry held at this commit (:mod:`features.lake_users`): one holding
-    fewer is stale and is not trusted."""
+    """Users numbered by this commit (:mod:`features.lake_users`): the registry's first
+    ``users`` ids; a registry holding fewer is stale and is not trusted."""
+    users_id: str = ""
+    """Names the registry's numbering; a rebuilt registry gets a new one."""
 
     @property
     def rows(self) -> int:
@@ -86,7 +89,7 @@ class Manifest:
 def lake_dir(settings: Settings) -> Path:
     """The lake's folder in the data home (created on demand)."""
     path = settings.path("lake", MANIFEST).parent
-    for sub in (EVENTS, KEYS, TMP):
+    for sub in (EVENTS, KEYS, USERS, TMP):
         (path / sub).mkdir(parents=True, exist_ok=True)
     return path
 

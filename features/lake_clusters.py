@@ -26,6 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -49,15 +50,23 @@ class Run:
 
 def by_kind(table: pa.Table) -> list[pa.Table]:
     """The table's rows kind by kind (kinds in name order; within a kind, in table order)."""
+    return _by_kind(table)[0]
+
+
+def _by_kind(table: pa.Table) -> tuple[list[pa.Table], list[np.ndarray]]:
+    """:func:`by_kind`, and the table's rows each run holds."""
     if table.num_rows == 0:
-        return []
-    ordered = _take(table, pc.sort_indices(table.column(KIND)))  # Arrow's sort is stable
+        return [], []
+    order = pc.sort_indices(table.column(KIND))  # Arrow's sort is stable
+    ordered = _take(table, order)
     counts = pc.value_counts(ordered.column(KIND))  # in order of appearance: sorted
-    runs, start = [], 0
+    rows = order.to_numpy()
+    runs, positions, start = [], [], 0
     for length in counts.field("counts").to_pylist():
         runs.append(ordered.slice(start, length))
+        positions.append(rows[start:start + length])
         start += length
-    return runs
+    return runs, positions
 
 
 def _take(table: pa.Table, rows: pa.Array) -> pa.Table:
@@ -68,25 +77,31 @@ def _take(table: pa.Table, rows: pa.Array) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=table.schema)
 
 
-def write_clustered(tables: Iterable[pa.Table], path: Path, *, compression: str | None) -> None:
-    """Write the rows of ``tables`` to one Parquet file, kind by kind.
+def write_clustered(tables: Iterable[pa.Table], path: Path, *,
+                    compression: str | None) -> np.ndarray:
+    """Write the rows of ``tables`` to one Parquet file, kind by kind; returns, for each
+    row of the file, its position in the tables one after the other.
 
     Every kind's rows, from all tables in their order, go into row groups of their
     own; the tables are held in memory together (a lake file is bounded in rows).
     Fewer than ``MIN_ROWS`` rows are written in the tables' order.
     """
     tables = list(tables)
-    if sum(table.num_rows for table in tables) < MIN_ROWS:
+    total = sum(table.num_rows for table in tables)
+    if total < MIN_ROWS:
         with pq.ParquetWriter(path, LAKE_SCHEMA, compression=compression) as out:
             out.write_table(pa.concat_tables(tables) if tables else LAKE_SCHEMA.empty_table())
-        return
-    runs: dict[str, list[pa.Table]] = {}
+        return np.arange(total)
+    runs: dict[str, list[tuple[pa.Table, np.ndarray]]] = {}
+    offset = 0
     for table in tables:
-        for run in by_kind(table):
-            runs.setdefault(run.column(KIND)[0].as_py(), []).append(run)
+        for run, rows in zip(*_by_kind(table), strict=True):
+            runs.setdefault(run.column(KIND)[0].as_py(), []).append((run, offset + rows))
+        offset += table.num_rows
     with pq.ParquetWriter(path, LAKE_SCHEMA, compression=compression) as out:
         for kind in sorted(runs):
-            out.write_table(pa.concat_tables(runs[kind]))
+            out.write_table(pa.concat_tables([run for run, _ in runs[kind]]))
+    return np.concatenate([rows for kind in sorted(runs) for _, rows in runs[kind]])
 
 
 def kind_runs(path: Path | str) -> list[Run] | None:

@@ -10,13 +10,14 @@ user-id order, and reduces straight into slots in the order the snapshot is writ
 
 Layout (next to the key files)::
 
-    lake/keys/users.parquet     user_id of each number, in number order (append-only)
+    lake/users/users-N.arrow    the user ids numbered N, N + 1, ... (a chunk per commit
+                                that brought new users; compaction merges them)
     lake/keys/seg-*.users.npz   per events file: each row's user number (int32), and the
                                 size and time of the events file they number
 
-Both are derived data, like the key files. The registry is replaced (written beside,
-renamed) before the manifest that needs it, so a crash can only leave numbers no
-committed file uses; the next writer rebuilds a missing or damaged registry from the
+Both are derived data, like the key files. A commit writes its new users' chunk
+(beside, then renamed) before the manifest that needs it, so a crash can only leave
+numbers no committed file uses; the next writer rebuilds a missing or damaged registry from the
 committed files, and every file's numbers with it. A reader that finds a file's
 numbers missing, or naming a user the registry does not hold, looks its users up by
 id instead (:func:`numbers_of`).
@@ -30,28 +31,36 @@ from __future__ import annotations
 
 import logging
 import os
+import uuid
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import polars as pl
 
-from features.dense_reduce import Index, UserTable
-from features.lake import EVENTS, KEYS, Manifest, Segment, temp_path
+from features.dense_reduce import Index
+from features.lake import (
+    EVENTS,
+    KEYS,
+    MANIFEST,
+    USERS,
+    Manifest,
+    Segment,
+    temp_path,
+    write_atomic,
+)
+from features.lake_keys import Fingerprints, KeyIndex
 
 logger = logging.getLogger(__name__)
 
-REGISTRY = "users.parquet"
+CHUNK_PREFIX = "users-"
+CHUNK_SUFFIX = ".arrow"
 SEEDS = (0x05E2_0001, 0x05E2_0002)
 
 
 class UnknownUser(LookupError):
     """A row's user is not in the registry (the registry is stale or damaged)."""
-
-
-def registry_path(root: Path) -> Path:
-    return root / KEYS / REGISTRY
 
 
 def numbers_path(root: Path, name: str) -> Path:
@@ -60,66 +69,103 @@ def numbers_path(root: Path, name: str) -> Path:
 
 
 class UserRegistry:
-    """The writer's registry: a number for every user id, new ids numbered on."""
+    """The writer's registry: a number for every user id, new ids numbered on.
 
-    def __init__(self, names: pl.Series) -> None:
-        self._table = UserTable(pairs=True)
-        self._table.number(*_fingerprint(names))
-        if self._table.count != len(names):
+    Ids are looked up by fingerprint in a :class:`~features.lake_keys.KeyIndex` (sorted
+    runs searched by bisection, the number kept where an event key keeps its content
+    hash): a batch of a thousand events costs microseconds, a file of millions a few
+    sorts, and nothing is compiled.
+    """
+
+    def __init__(self, names: pl.Series, numbering: str) -> None:
+        self.numbering = numbering
+        self._index = KeyIndex()
+        self.count = 0
+        self._saved = 0
+        self._names: list[pl.Series] = []
+        self.number(names)
+        if self.count != len(names):
             raise ValueError("the registry holds an id twice")
-        self._saved = names.alias("user_id")
-        self._new: list[pl.Series] = []
-        self.stamp: tuple[int, int] | None = None
-
-    @property
-    def count(self) -> int:
-        return self._table.count
+        self._saved, self._names = self.count, []
 
     def number(self, user_ids: pl.Series) -> Index:
         """Each id's number; ids never seen are numbered from :attr:`count` on, in order."""
-        keys, checks = _fingerprint(user_ids)
-        idx, first, _ = self._table.number(keys, checks)
-        if len(first):
-            self._new.append(user_ids.gather(first).alias("user_id"))
-        return idx
+        h1, h2 = _fingerprint(user_ids)
+        order = np.argsort(h1, kind="stable")
+        found, stored = self._index.lookup(Fingerprints(h1[order], h2[order], h1[order]))
+        numbers = np.empty(len(h1), np.int64)
+        numbers[order] = stored.astype(np.int64)
+        missing = np.sort(order[~found])  # rows of new ids, in row order
+        if len(missing):
+            groups = (pl.DataFrame({"h1": h1[missing], "h2": h2[missing]}).with_row_index("at")
+                      .group_by("h1", "h2", maintain_order=True)  # in order of first rows
+                      .agg(pl.col("at")).with_row_index("new"))
+            rows = groups.select("new", "at").explode("at")
+            numbers[missing[rows["at"].to_numpy()]] = self.count + rows["new"].to_numpy()
+            first = missing[groups["at"].list.first().to_numpy()]
+            added = self.count + np.arange(len(first), dtype=np.uint64)
+            self._index.add(f"{self.count}", Fingerprints(h1[first], h2[first], added))
+            self._names.append(user_ids.gather(first).alias("user_id"))
+            self.count += len(first)
+        return numbers.astype(np.int32)
 
     def number_file(self, path: Path) -> Index:
         """The numbers of the users of an events file, row by row (new users numbered)."""
-        users = pl.read_parquet(path, columns=["user_id"]).to_series()
-        return self.number(users)
+        return self.number(pl.read_parquet(path, columns=["user_id"]).to_series())
+
+    def catch_up(self, root: Path, users: int) -> None:
+        """Add the users other processes committed since, up to ``users``: the chunks
+        numbered from :attr:`count` on (found by name, not by listing the folder)."""
+        while self.count < users:
+            path = root / USERS / chunk_name(self.numbering, self.count)
+            names = pl.read_ipc(path, columns=["user_id"]).to_series()
+            first = self.count
+            numbers = self.number(names)
+            if not np.array_equal(numbers, np.arange(first, first + len(names))):
+                raise ValueError(f"registry chunk {path.name} holds users already numbered")
+            self._saved, self._names = self.count, []
+
+    @property
+    def unsaved(self) -> bool:
+        return self.count > self._saved
 
     def save(self, root: Path) -> None:
-        """Replace the registry file when users were added (beside, then renamed)."""
-        if not self._new:
+        """Write the users numbered since the last save as a chunk of the registry
+        (beside, then renamed): a commit writes only its new users."""
+        if not self.unsaved:
             return
-        names = pl.concat([self._saved, *self._new], rechunk=True)
-        temp = temp_path(root, REGISTRY)
-        names.to_frame().write_parquet(temp, compression="zstd", statistics=False)
-        os.replace(temp, registry_path(root))
-        self._saved, self._new = names, []
-        self.stamp = _stamp(registry_path(root))
+        _write_chunk(root, self.numbering, self._saved, pl.concat(self._names, rechunk=True))
+        self._saved, self._names = self.count, []
 
 
 _registries: dict[Path, UserRegistry] = {}
 
 
-def registry_of(root: Path, manifest: Manifest) -> UserRegistry:
-    """This process's registry of the lake (under the writer's lock): reloaded when
-    another process replaced the file, rebuilt from the committed files when missing
-    or damaged."""
-    path = registry_path(root)
+def registry_of(root: Path, manifest: Manifest) -> tuple[UserRegistry, Manifest]:
+    """This process's registry of the lake (under the writer's lock), and the manifest
+    to go on from: the registry is kept while the manifest names its numbering and
+    count, else read again (another process committed users), and rebuilt from the
+    committed files when missing, damaged or stale (its numbering then committed at
+    once, in a new manifest)."""
     cached = _registries.get(root)
-    if cached is not None and cached.stamp == _stamp(path):
-        return cached
+    if cached is not None and not cached.unsaved and cached.count <= manifest.users \
+            and cached.numbering == manifest.users_id:
+        try:
+            cached.catch_up(root, manifest.users)
+            return cached, manifest
+        except (OSError, ValueError, pl.exceptions.PolarsError):
+            pass  # chunks merged since, or damaged: read the registry whole
+    if not manifest.segments:  # nothing numbered yet: the first commit names the numbering
+        registry = _registries[root] = UserRegistry(read_registry(root, manifest),
+                                                    uuid.uuid4().hex)
+        return registry, manifest
     try:
-        registry = UserRegistry(read_registry(root, manifest))
+        registry = UserRegistry(read_registry(root, manifest), manifest.users_id)
     except (OSError, ValueError, pl.exceptions.PolarsError) as exc:
-        if manifest.segments:
-            logger.warning("user registry unusable (%s); rebuilding it", exc)
-        registry = _rebuilt(root, manifest)
-    registry.stamp = _stamp(path)
+        logger.warning("user registry unusable (%s); rebuilding it", exc)
+        registry, manifest = _rebuilt(root, manifest)
     _registries[root] = registry
-    return registry
+    return registry, manifest
 
 
 def forget_registry(root: Path | None = None) -> None:
@@ -131,32 +177,99 @@ def forget_registry(root: Path | None = None) -> None:
 
 
 def read_registry(root: Path, manifest: Manifest) -> pl.Series:
-    """The committed user ids in number order; ValueError when the file holds fewer than
-    the manifest counts (left stale by a crash: its renaming is not made durable)."""
-    names = pl.read_parquet(registry_path(root), columns=["user_id"]).to_series()
-    if len(names) < manifest.users:
-        raise ValueError(f"the registry holds {len(names)} users, the manifest {manifest.users}")
-    return names
+    """The committed user ids in number order: the manifest's first ``users`` ids of the
+    chunks, each starting where the one before ends. ValueError when they do not, or
+    hold fewer (left stale by a crash: renaming a chunk into place is not durable)."""
+    if manifest.segments and not manifest.users_id:
+        raise ValueError("the lake's files predate its user registry")
+    parts, count = [], 0
+    for path in registry_chunks(root, manifest.users_id):
+        if count >= manifest.users:
+            break  # a crashed commit's users: not committed
+        if _first_of(path) != count:
+            raise ValueError(f"registry chunk {path.name} does not follow user {count}")
+        parts.append(pl.read_ipc(path, columns=["user_id"]).to_series())
+        count += len(parts[-1])
+    if count < manifest.users:
+        raise ValueError(f"the registry holds {count} users, the manifest {manifest.users}")
+    names = pl.concat(parts, rechunk=True) if parts else pl.Series("user_id", [], pl.String)
+    return names.head(manifest.users)
 
 
-def _rebuilt(root: Path, manifest: Manifest) -> UserRegistry:
-    """A registry numbered afresh from the committed files in order, every file's numbers
-    written again to match it."""
-    registry = UserRegistry(pl.Series("user_id", [], pl.String))
+def merge_registry(root: Path, manifest: Manifest) -> None:
+    """Rewrite the registry as one chunk (compaction: an API lake gains a chunk a batch)."""
+    chunks = registry_chunks(root, manifest.users_id)
+    if len(chunks) < 2:
+        return
+    _write_chunk(root, manifest.users_id, 0, read_registry(root, manifest))
+    for path in chunks[1:]:
+        path.unlink(missing_ok=True)
+    forget_registry(root)
+
+
+def remove_uncommitted_users(root: Path, manifest: Manifest, *, thorough: bool = False) -> None:
+    """Delete the chunk a crashed commit may have left (its first number is the
+    manifest's count); ``thorough``: every chunk the manifest does not use, those of
+    another numbering (before a rebuild) too."""
+    if not thorough:
+        if manifest.users_id:
+            (root / USERS / chunk_name(manifest.users_id, manifest.users)).unlink(missing_ok=True)
+        return
+    kept = set(registry_chunks(root, manifest.users_id))
+    for path in (root / USERS).iterdir():
+        if path not in kept or _first_of(path) >= manifest.users:
+            logger.warning("removing unused registry chunk %s", path.name)
+            path.unlink(missing_ok=True)
+
+
+def registry_chunks(root: Path, numbering: str) -> list[Path]:
+    """The chunk files of a numbering of the registry, in number order."""
+    if not numbering:
+        return []
+    return sorted((root / USERS).glob(f"{CHUNK_PREFIX}{numbering}-*{CHUNK_SUFFIX}"))
+
+
+def chunk_name(numbering: str, first: int) -> str:
+    """The name of the chunk whose first user has number ``first``."""
+    return f"{CHUNK_PREFIX}{numbering}-{first:012d}{CHUNK_SUFFIX}"
+
+
+def _first_of(chunk: Path) -> int:
+    try:
+        return int(chunk.name[:-len(CHUNK_SUFFIX)].rsplit("-", 1)[1])
+    except (IndexError, ValueError):
+        return -1
+
+
+def _write_chunk(root: Path, numbering: str, first: int, names: pl.Series) -> None:
+    temp = temp_path(root, chunk_name(numbering, first))
+    names.alias("user_id").to_frame().write_ipc(temp, compression="lz4")
+    os.replace(temp, root / USERS / chunk_name(numbering, first))
+
+
+def _rebuilt(root: Path, manifest: Manifest) -> tuple[UserRegistry, Manifest]:
+    """A registry numbered afresh (a numbering of its own) from the committed files in
+    order, every file's numbers written again to match it, then committed: the new
+    manifest names the numbering, and the chunks of the old one go."""
+    registry = UserRegistry(pl.Series("user_id", [], pl.String), uuid.uuid4().hex)
     for segment in manifest.segments:
         path = root / EVENTS / segment.name
-        save_numbers(root, segment.name, registry.number_file(path), path)
+        save_numbers(root, segment.name, registry.number_file(path), path, registry.numbering)
     registry.save(root)
-    return registry
+    manifest = replace(manifest, users=registry.count, users_id=registry.numbering)
+    write_atomic(root / MANIFEST, manifest.to_json().encode())
+    remove_uncommitted_users(root, manifest, thorough=True)
+    return registry, manifest
 
 
-def save_numbers(root: Path, name: str, numbers: Index, events: Path) -> None:
+def save_numbers(root: Path, name: str, numbers: Index, events: Path, numbering: str) -> None:
     """Write a file's user numbers (derived data: neither renamed nor fsynced) with the
-    size and modification time of the events file they number (``events``, where it is
-    now: renaming keeps both), so numbers of a file since rewritten are not trusted."""
+    registry's numbering and the size and modification time of the events file they
+    number (``events``, where it is now: renaming keeps both), so numbers of another
+    numbering, or of a file since rewritten, are not trusted."""
     with open(numbers_path(root, name), "wb") as handle:
         np.savez(handle, numbers=numbers.astype(np.int32, copy=False),
-                 stamp=np.array(_stamp(events), np.int64))
+                 stamp=np.array(_file_stamp(events), np.int64), numbering=np.array(numbering))
 
 
 @dataclass(frozen=True)
@@ -166,6 +279,7 @@ class LakeUsers:
 
     names: pl.Series
     ranks: Index
+    numbering: str
 
     @classmethod
     def read(cls, root: Path, manifest: Manifest) -> LakeUsers | None:
@@ -178,7 +292,7 @@ class LakeUsers:
         order = names.arg_sort().to_numpy()
         ranks = np.empty(len(order), np.int32)
         ranks[order] = np.arange(len(order), dtype=np.int32)
-        return cls(names.gather(order), ranks)
+        return cls(names.gather(order), ranks, manifest.users_id)
 
     def file_ranks(self, root: Path, segment: Segment, offset: int, rows: int) -> Index | None:
         """The ranks of the users of rows ``offset`` to ``offset + rows`` of a file; None
@@ -187,10 +301,12 @@ class LakeUsers:
         try:
             with np.load(numbers_path(root, segment.name), allow_pickle=False) as stored:
                 numbers, stamp = stored["numbers"], stored["stamp"]
+                numbering = str(stored["numbering"])
         except (OSError, ValueError, EOFError, KeyError, zipfile.BadZipFile):
             return None
-        if (numbers.shape != (segment.rows,) or numbers.dtype != np.int32
-                or tuple(stamp.tolist()) != _stamp(root / EVENTS / segment.name)):
+        if (numbering != self.numbering or numbers.shape != (segment.rows,)
+                or numbers.dtype != np.int32
+                or tuple(stamp.tolist()) != _file_stamp(root / EVENTS / segment.name)):
             return None
         picked = numbers[offset:offset + rows]
         if len(picked) and (picked.min() < 0 or picked.max() >= len(self.ranks)):
@@ -214,7 +330,7 @@ def _fingerprint(user_ids: pl.Series) -> tuple[np.ndarray, np.ndarray]:
     return (user_ids.hash(SEEDS[0]).to_numpy(), user_ids.hash(SEEDS[1]).to_numpy())
 
 
-def _stamp(path: Path) -> tuple[int, int] | None:
+def _file_stamp(path: Path) -> tuple[int, int] | None:
     try:
         found = os.stat(path)
     except OSError:

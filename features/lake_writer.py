@@ -58,10 +58,11 @@ from features.lake_keys import (
     load_key_file,
 )
 from features.lake_users import (
-    REGISTRY,
     UserRegistry,
+    merge_registry,
     numbers_path,
     registry_of,
+    remove_uncommitted_users,
     save_numbers,
 )
 
@@ -108,7 +109,7 @@ class LakeWriter:
             self._manifest = read_manifest(self.root)
             remove_orphans(self.root, self._manifest)
             self._index = known_keys(self.root, self._manifest)
-            self._users = registry_of(self.root, self._manifest)
+            self._users, self._manifest = registry_of(self.root, self._manifest)
             self.ingested_at = _next_ingest_time(self._manifest.watermark)
         except BaseException:
             self._unlock()
@@ -160,13 +161,15 @@ class LakeWriter:
             return self._manifest
         for pending in self._pending:
             pending.prints.save(key_path(self.root, pending.name))
-            save_numbers(self.root, pending.name, pending.users, pending.temp)
+            save_numbers(self.root, pending.name, pending.users, pending.temp,
+                         self.users.numbering)
             os.replace(pending.temp, self.root / EVENTS / pending.name)
         self.users.save(self.root)  # before the manifest that needs it
         stamp = self.ingested_at.isoformat()
         segments = [Segment(p.name, p.rows, stamp, stamp) for p in self._pending]
         manifest = replace(self._manifest, segments=[*self._manifest.segments, *segments],
-                           watermark=stamp, hash_id=HASH_ID, users=self.users.count)
+                           watermark=stamp, hash_id=HASH_ID, users=self.users.count,
+                           users_id=self.users.numbering)
         temp = temp_path(self.root, MANIFEST)
         temp.write_bytes(manifest.to_json().encode())
         if self.settings.lake_fsync:
@@ -186,8 +189,8 @@ class LakeWriter:
         name = segment_name(self._manifest.next_segment)
         self._manifest = replace(self._manifest, next_segment=self._manifest.next_segment + 1)
         temp = temp_path(self.root, name)
-        write_parquet(with_platform_columns(rows, self.ingested_at), temp, self.settings)
-        users = self.users.number_file(temp)
+        order = write_parquet(with_platform_columns(rows, self.ingested_at), temp, self.settings)
+        users = self.users.number(pl.from_arrow(rows.column("user_id")).gather(order))
         self._pending.append(_Pending(name, temp, rows.num_rows, prints, users))
         self._pending_keys.add(name, prints, presorted=True)
 
@@ -218,9 +221,10 @@ def with_platform_columns(staged: pa.Table, ingested_at: datetime) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=LAKE_SCHEMA)
 
 
-def write_parquet(table: pa.Table, path: Path, settings: Settings) -> None:
-    """Write one lake file, kind by kind (the commit fsyncs it after renaming it into place)."""
-    write_clustered([table], path, compression=lake_compression(settings))
+def write_parquet(table: pa.Table, path: Path, settings: Settings) -> np.ndarray:
+    """Write one lake file, kind by kind (the commit fsyncs it after renaming it into
+    place); returns the table's row that each row of the file is."""
+    return write_clustered([table], path, compression=lake_compression(settings))
 
 
 def lake_compression(settings: Settings) -> str | None:
@@ -244,6 +248,7 @@ def remove_orphans(root: Path, manifest: Manifest, *, thorough: bool = False) ->
     """
     for path in (root / TMP).iterdir():
         path.unlink(missing_ok=True)
+    remove_uncommitted_users(root, manifest, thorough=thorough)
     number = manifest.next_segment
     while any(path.exists() for path in _files_of(root, segment_name(number))):
         logger.warning("removing uncommitted lake file %s", segment_name(number))
@@ -254,7 +259,7 @@ def remove_orphans(root: Path, manifest: Manifest, *, thorough: bool = False) ->
         return
     live = {segment.name for segment in manifest.segments}
     live |= {entry["name"] for entry in manifest.retired}
-    live = {path.name for name in live for path in _files_of(root, name)} | {REGISTRY}
+    live = {path.name for name in live for path in _files_of(root, name)}
     for folder in (root / EVENTS, root / KEYS):
         for path in folder.iterdir():
             if path.name not in live:
@@ -357,6 +362,7 @@ def _compact(writer: LakeWriter, target: int, grace: float) -> CompactResult:
                   hash_id=HASH_ID)
     if new != manifest:
         write_atomic(root / MANIFEST, new.to_json().encode())
+    merge_registry(root, new)
     for name in due:
         for path in _files_of(root, name):
             path.unlink(missing_ok=True)
@@ -391,7 +397,8 @@ def _merge(root: Path, group: list[Segment], name: str, writer: LakeWriter,
     write_clustered(tables, temp, compression=lake_compression(writer.settings))
     fsync_dir(temp)
     Fingerprints.concat([load_key_file(root, s, hash_id) for s in group]).save(key_path(root, name))
-    save_numbers(root, name, writer.users.number_file(temp), temp)  # no user is new
+    numbers = writer.users.number_file(temp)  # no user is new
+    save_numbers(root, name, numbers, temp, writer.users.numbering)
     os.replace(temp, root / EVENTS / name)
     fsync_dir(root / EVENTS)
     return Segment(name, sum(s.rows for s in group), min(s.min_ingested_at for s in group),

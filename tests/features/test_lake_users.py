@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 from datetime import date
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -12,14 +13,14 @@ import pytest
 from polars.testing import assert_frame_equal
 
 from config.settings import Settings
-from features import lake
+from features import lake, lake_users
 from features.ingest import ingest_records
 from features.lake_users import (
     LakeUsers,
     forget_registry,
     numbers_path,
     read_registry,
-    registry_path,
+    registry_chunks,
 )
 from features.lake_writer import LakeWriter, compact
 from features.store import SNAPSHOTS, build_snapshot, compute_features, load_snapshot
@@ -28,17 +29,24 @@ from tests.features.event_samples import population, record
 AS_OF = date(2024, 6, 1)
 
 
+def chunks(settings: Settings) -> list[Path]:
+    root = lake.lake_dir(settings)
+    return registry_chunks(root, lake.read_manifest(root).users_id)
+
+
 def numbered_users(settings: Settings) -> list[list[str]]:
     """Each committed file's rows, as the users their stored numbers name (checked against
     the file's own user ids)."""
     root = lake.lake_dir(settings)
     manifest = lake.read_manifest(root)
     names = read_registry(root, manifest).to_list()
+    assert len(names) == manifest.users
     assert len(names) == len(set(names)) >= manifest.users
     found = []
     for segment in manifest.segments:
         with np.load(numbers_path(root, segment.name)) as stored:
             users = [names[number] for number in stored["numbers"].tolist()]
+            assert str(stored["numbering"]) == manifest.users_id
         assert users == pl.read_parquet(root / lake.EVENTS / segment.name)["user_id"].to_list()
         found.append(users)
     return found
@@ -75,23 +83,36 @@ def test_each_user_is_numbered_once_across_commits(settings: Settings) -> None:
 
 def test_another_process_s_users_are_seen_by_the_next_writer(settings: Settings) -> None:
     ingest_records(settings, many(10, "a", 3))
-    forget_registry()  # as if another process had written the lake since
+    root = lake.lake_dir(settings)
+    ours = lake_users._registries[root]
+    forget_registry()  # another process, with a registry of its own, commits users
     ingest_records(settings, many(10, "b", 3))
+    ingest_records(settings, many(10, "c", 2))
+    lake_users._registries[root] = ours  # back to this process: it reads their chunks
+    ingest_records(settings, many(10, "a", 3) + many(10, "d", 2))
+    assert lake_users._registries[root] is ours and ours.count == 10
+    numbered_users(settings)
+    forget_registry()
+    ingest_records(settings, many(10, "e", 1))  # read whole, from the chunks
     numbered_users(settings)
     with LakeWriter(settings) as writer:
-        assert writer.users.count == 6
+        assert writer.users.count == 11
 
 
-def test_compaction_numbers_the_merged_file_to_match(settings: Settings) -> None:
+def test_compaction_merges_the_registry_and_numbers_the_merged_file_to_match(settings: Settings) -> None:
     for batch in range(4):
         ingest_records(settings, many(25, f"c{batch}-", 5) + population(14, prefix=f"p{batch}"))
     before = snapshot(settings)
     assert_frame_equal(before, right(settings))
+    assert len(chunks(settings)) == 4  # a chunk for each commit that brought users
     compact(settings.model_copy(update={"lake_retire_seconds": 0}))
     assert len(lake.lake_files(settings)) == 1
+    assert len(chunks(settings)) == 1
     numbered_users(settings)
     shutil.rmtree(settings.path(*SNAPSHOTS))
     assert_frame_equal(snapshot(settings), before)
+    ingest_records(settings, many(10, "after", 2))  # the next writer numbers on from there
+    assert [len(users) for users in numbered_users(settings)] == [4 * 39, 10]
 
 
 @pytest.mark.parametrize("damage", ["registry lost", "registry garbled", "registry stale"])
@@ -101,13 +122,13 @@ def test_a_damaged_registry_is_not_trusted_and_is_rebuilt(settings: Settings,
     ingest_records(settings, many(30, "b", 6))
     root = lake.lake_dir(settings)
     expected = right(settings)
-    path = registry_path(root)
+    first, second = chunks(settings)
     if damage == "registry lost":
-        path.unlink()
+        first.unlink()
     elif damage == "registry garbled":
-        path.write_bytes(b"PAR1 not a registry")
-    else:  # as a crash may leave it: an older registry, its rename never made durable
-        read_registry(root, lake.read_manifest(root)).head(6).to_frame().write_parquet(path)
+        first.write_bytes(b"PAR1 not a registry")
+    else:  # as a crash may leave it: the last chunk's rename never made durable
+        second.unlink()
     forget_registry()
     assert LakeUsers.read(root, lake.read_manifest(root)) is None
     assert_frame_equal(snapshot(settings), expected)  # numbered as they come
@@ -131,16 +152,26 @@ def test_numbers_of_a_rewritten_file_are_not_used(settings: Settings) -> None:
     assert_frame_equal(snapshot(settings), expected)
 
 
-def test_users_numbered_but_never_committed_are_in_no_snapshot(settings: Settings) -> None:
+def test_users_numbered_but_never_committed_are_not_kept(settings: Settings) -> None:
     ingest_records(settings, many(20, "a", 4))
     with LakeWriter(settings) as writer:  # as a writer that numbered users, then gave up
         writer.users.number(pl.Series(["ghost-1", "ghost-2"]))
-    ingest_records(settings, many(20, "b", 4))  # saves the ghosts along with b's users
+    ingest_records(settings, many(20, "b", 4))
     numbered_users(settings)
-    assert "ghost-1" in read_registry(lake.lake_dir(settings),
-                                      lake.read_manifest(lake.lake_dir(settings))).to_list()
-    assert snapshot(settings)["user_id"].to_list() == sorted(
-        [f"a-u{i}" for i in range(4)] + [f"b-u{i}" for i in range(4)])
+    root = lake.lake_dir(settings)
+    assert "ghost-1" not in read_registry(root, lake.read_manifest(root)).to_list()
+
+
+def test_users_not_yet_known_are_in_no_snapshot(settings: Settings) -> None:
+    ingest_records(settings, many(20, "a", 4))
+    first = lake.watermark(settings)
+    ingest_records(settings, many(20, "b", 3))  # in the registry, not known at ``first``
+    assert lake.read_manifest(lake.lake_dir(settings)).users == 7
+    build_snapshot(settings, as_of=AS_OF, as_known_at=first)
+    found = load_snapshot(settings, AS_OF, first)
+    assert found["user_id"].to_list() == [f"a-u{i}" for i in range(4)]
+    events = lake.scan_events(settings, as_known_at=first, watermark=lake.watermark(settings))
+    assert_frame_equal(found, compute_features(events, as_of=AS_OF))
 
 
 def test_a_build_takes_each_row_s_user_from_the_stored_numbers(
@@ -159,3 +190,13 @@ def test_a_build_takes_each_row_s_user_from_the_stored_numbers(
         assert users.ranks_of(ids).tolist() == ranks.tolist()
     assert_frame_equal(snapshot(settings), right(settings))
     assert "again" not in caplog.text  # no fallback: the lake's numbers served
+
+
+def test_a_file_stored_kind_by_kind_has_its_rows_numbered_in_its_own_order(
+        settings: Settings) -> None:
+    batch = population(12_000) + many(3_000, "m", 500)  # every kind: rows are reordered
+    ingest_records(settings.model_copy(update={"ingest_max_batch": 20_000}), batch)
+    path = lake.lake_files(settings)[0]
+    stored = pl.read_parquet(path)["user_id"].to_list()
+    assert stored != [row["user_id"] for row in batch]  # clustered, not as sent
+    assert numbered_users(settings) == [stored]
