@@ -5,6 +5,8 @@ from __future__ import annotations
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as _package_version
 
+import config.allocator  # noqa: F401  (jemalloc defaults, before Polars loads)
+
 
 def version() -> str:
     """The installed altcredit version (``0+unknown`` when run from an uninstalled tree)."""
