@@ -78,7 +78,7 @@ class FeatureStream:
         self.layout = Layout.of(plan)
         self.as_of = as_of
         self.users: UserNumbers | GivenNumbers = (
-            UserNumbers(hashed=hashed) if lake_users is None else GivenNumbers(lake_users.names))
+            UserNumbers(hashed=hashed) if lake_users is None else GivenNumbers(lake_users))
         self.hashed = self.users.hashed
         self._reducers = {kinds: PassReducer(kinds, aggregates, as_of, before=not kinds)
                           for kinds, aggregates in plan.passes.items()}
@@ -231,7 +231,8 @@ class FeatureStream:
                with_kind: bool) -> pl.DataFrame:
         """The age, ``columns`` (categories as Enums, derived ones computed) and the kind
         when asked: only the columns a pass reads, none copied."""
-        derived = {name: expr for name, expr in derived_columns().items() if name in columns}
+        derived = {name: expr for name, expr in derived_columns(
+            events if "event_month" in columns else None).items() if name in columns}
         stored = sorted(name for name in columns
                         if name in events.columns and name not in derived and name != AGE)
         helper = [] if not derived or "event_time" in stored else ["event_time"]

@@ -15,6 +15,7 @@ import polars as pl
 
 from features.dense_reduce import Index, Mask, Rows, UserTable
 from features.event_parts import CHECK, KEY
+from features.lake_users import LakeUsers
 
 NUMBER = "_number"
 
@@ -102,9 +103,9 @@ class GivenNumbers:
     in_order = True
     hashed = False
 
-    def __init__(self, names: pl.Series) -> None:
-        self._names = names.alias("user_id")
-        self.count = len(names)
+    def __init__(self, users: LakeUsers) -> None:
+        self._users = users
+        self.count = users.count
         self.present = np.zeros(self.count, np.bool_)
 
     def number(self, rows: pl.DataFrame, keep: Mask | None) -> Index:
@@ -113,7 +114,7 @@ class GivenNumbers:
         return idx
 
     def names(self) -> pl.Series:
-        return self._names
+        return self._users.names.alias("user_id")
 
     def keys(self) -> pl.Series:
         return pl.Series(KEY, np.arange(self.count, dtype=np.int32))

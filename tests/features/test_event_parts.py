@@ -4,8 +4,9 @@ snapshot build (file by file, corrections resolved apart) equals the lake's reso
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import polars as pl
 import pytest
 from polars.testing import assert_frame_equal
@@ -13,7 +14,7 @@ from polars.testing import assert_frame_equal
 from config.settings import Settings
 from features import lake
 from features.engine_polars import KeyCollision, features_of_stream, input_columns
-from features.event_parts import CHECK, KEY
+from features.event_parts import CHECK, KEY, derived_columns
 from features.feature_stream import FeatureStream
 from features.ingest import ingest_records
 from features.plan import compile_plan
@@ -108,3 +109,15 @@ def test_a_key_collision_is_answered_on_the_ids_themselves(
 
     monkeypatch.setattr(FeatureStream, "key_expr", one_key)
     assert_frame_equal(compute_features(events.lazy(), as_of=AS_OF), expected)
+
+
+@pytest.mark.parametrize("years", [(1999, 2030), (1890, 2030), (2000, 2250)])
+def test_event_months_from_the_table_are_the_calendar_s(years: tuple[int, int]) -> None:
+    """Inside 1900-2200 months come from a table by day; outside, from the calendar."""
+    low, high = (datetime(year, 1, 1, tzinfo=UTC).timestamp() * 1e6 for year in years)
+    stamps = np.random.default_rng(3).integers(int(low), int(high), 5_000)
+    events = pl.DataFrame({"event_time": pl.Series(stamps).cast(pl.Datetime("us", "UTC"))})
+    found = events.select(derived_columns(events)["event_month"]).to_series()
+    calendar = events.select(pl.col("event_time").dt.year().cast(pl.Int64) * 12
+                             + pl.col("event_time").dt.month().cast(pl.Int64)).to_series()
+    assert found.to_list() == calendar.to_list()
