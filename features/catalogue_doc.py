@@ -55,49 +55,55 @@ Using the store
 - Engines: Polars is the embedded default (setting `features_default_engine`). It streams
   the lake: file by file, at most `features_chunk_rows` rows at a time, two pieces read at
   once on threads (each kind's own columns taken from that kind's row groups: the lake
-  stores each file kind by kind). Each piece, in the lake's order, has its users numbered
-  (a hash table of user-id hashes, checked by a second hash; on a collision the build is
-  redone on the ids themselves) on a thread of its own while the piece before it is
-  reduced, and is then reduced at once: per kind, Polars evaluates each aggregate's
-  condition and value over that kind's rows of the piece (slices, never copies), and a
-  compiled loop (numba) adds them into one slot per user. Nothing of a piece is kept once
-  it is reduced except its contact rows (the graph pass needs every user's aggregates) and
-  the rows a "latest" aggregate compares, so memory follows the number of users, not the
-  number of events. Spark reads the lake's Parquet files itself (settings
-  `features_spark_master`, `features_spark_shuffle_partitions`; `pip install
-  'altcredit[spark]'`). Both render the same plan (`features/plan.py`) and agree to 1e-9.
+  stores each file kind by kind; categories cast to Enums as they are read). Users are
+  numbered by the lake itself (`docs/events.md`: every user gets a number the first time
+  an event of theirs is stored, and each file keeps its rows' numbers), so a build maps
+  each row to its user's rank in user-id order with one array lookup and reduces straight
+  into slots in the order the snapshot is written; when the lake's numbers cannot be
+  trusted the build numbers users itself (a hash table of user-id hashes checked by a
+  second hash; on a collision it is redone on the ids themselves) and sorts at the end,
+  with the same result. Each piece is reduced at once: per kind, Polars evaluates each
+  family's condition (an aggregate over all its windows) and value over that kind's rows
+  of the piece (slices, never copies), and compiled loops (numba) add them into one slot
+  per user and window, a block of aggregates per loop, on two threads while the next
+  kind is evaluated. Nothing of a piece is kept once it is reduced except its contact
+  rows (the graph pass needs every user's aggregates) and the rows a "latest" aggregate
+  compares, so memory follows the number of users, not the number of events; the
+  features are computed from the slots as they are written (no frame of every feature
+  held). Spark reads the lake's Parquet files itself (settings `features_spark_master`,
+  `features_spark_shuffle_partitions`; `pip install 'altcredit[spark]'`). Both render
+  the same plan (`features/plan.py`) and agree to 1e-9.
 - Reproducible to the bit: money is summed as exact integer cents and integers as
   integers, floating-point values in the lake's row order (standard deviations by
   Welford's one-pass update), so no result depends on how threads are scheduled or how
-  big the pieces are. A rebuilt snapshot is bit-for-bit the same (tested).
+  big the pieces are. A rebuilt snapshot is bit-for-bit the same (tested), and the
+  lake-numbered build gives exactly the snapshot of the build before it (compared on
+  the benchmark's 20 million events).
+- Memory allocator: Polars' jemalloc gives freed pages back to the kernel after half a
+  second; every altcredit process sets `_RJEM_MALLOC_CONF` to keep them 30 s
+  (`config/allocator.py`; an operator's own value wins), which halves a build's page
+  faults.
 - Speed (`benchmarks/features.py --rounds 3`: 1,000,000 users, 20,000,000 events, the
   whole catalogue, snapshot written, engine polars, against one grouped Polars pass over the
   same files computing count, sum and max per user; the median of three turns each). On
-  this 2-core machine, streaming (2026-12-04): 10.2 s against 2.0 s, 5.1x the pass's wall
-  time (4.6x its CPU time: 17.6 s against 3.8 s), peak memory 2.9 GiB; stages: read and
-  reduce 7.3 s, the graph pass, sorting users and features 2.2 s, write 0.7 s. Side by
-  side on the same lake, in turns, the build before streaming (every piece cut into parts
-  kept in memory, then one pass per kind) took 15.3 s and 11.6 s where streaming took
-  13.5 s and 14.0 s: this machine's load swings more than the two differ, and peak memory
-  fell from 4.1 GiB to 3.0 GiB. Earlier: before the lake was stored kind by kind, 16.8 s
-  against 3.3 s (5.1x); the first engine (hash group-bys) 21.2 s against 3.1 s (6.9x).
-  The target is 3x and is not met. Where the time goes now: the loops about 5.1 s of
-  CPU on two threads (counts 1.7 s: 64 of the 125 aggregates are counts, each its own
-  loop and its own cache miss per row; extremes 1.2 s, sums 1.0 s, distinct codes
-  0.7 s), Polars evaluating conditions and values 1.7 s and choosing each pass's columns
-  1.4–2.2 s (categories cast to Enums, event months derived), numbering 2–2.4 s (on its
-  own thread: one hash-table probe per row, each a cache miss), and at the end the
-  results put into user-id order (1.8 s). A batch's counts now run in one loop over
-  slots laid out user by user (one cache miss per row for all of them): in turns with
-  and without it, 13.7 s / 14.8 s against 13.8 s / 14.9 s per build (CPU 22.5 / 24.5 s
-  against 23.0 / 25.1 s), a small gain. The next steps: sums and extremes the same way,
-  and keys partitioned by their top bits before numbering (tables that fit in cache).
-  A large share of every stage is the kernel faulting fresh memory in (about a million
-  page faults a build; this virtual machine pays several seconds a gigabyte):
-  slots are zeroed arrays sized four times the first piece's users, so untouched room
-  costs nothing. Tried and measured slower: one loop per column updating all its
-  windows at once; glibc keeping freed memory for reuse (`mallopt`), 18.6 s against
-  13.6 s.
+  this 2-core machine (2026-12-04), two runs: 7.06 s against 1.78 s (4.0x the pass's
+  wall time; CPU 13.1 s against 3.4 s, 3.9x) and 8.27 s against 2.32 s (3.6x; CPU 3.6x),
+  peak memory 3.1-3.2 GiB; stages: read and reduce 5.5 s, the graph pass and results
+  0.6 s, computing and writing the features 0.9 s. At the start of the day the same
+  benchmark gave 10.2 s against 2.0 s (5.1x; CPU 4.6x). What the day's changes did,
+  measured in turns or by profile: users numbered by the lake (no numbering, no sort of
+  125 results into user order: 2-3 s less per build); jemalloc keeping freed pages (half
+  the page faults, 1-3 s less CPU); aggregates reduced in blocks by family with the
+  features streamed from the slots into the file (no gigabyte of copies); months by
+  table, categories cast as read, the collector paused (each a few tenths of a second).
+  The target is 3x and is not met. Where the rest goes: reading and decoding the lake's
+  columns (about as much as the whole single pass), the loops (memory-bound: a block of
+  16 aggregates over a million users is 128 MB of slots, touched at random), Polars
+  evaluating conditions and values, the kernel zeroing fresh pages, and writing the
+  snapshot (about a second, after everything else). Tried and measured slower: rows
+  sorted by user within each piece before reducing (the sort cost more than the loops
+  saved); rows visited partition by partition of users; smaller pieces; glibc keeping
+  freed memory (`mallopt`).
 - To add a feature, add a `[[feature]]` table to `config/features.toml` (its header lists every
   field), then regenerate this page.
 

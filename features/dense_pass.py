@@ -1,10 +1,12 @@
 """One pass of the plan: its aggregates over the rows of its kinds, piece after piece.
 
-Polars evaluates, for a few aggregates at a time, each one's row condition and
-value over a piece's rows of the pass (column-wise, on every core); the per-user
-reduction is then a loop over plain arrays (:mod:`features.dense_reduce`) into
-slots that persist from piece to piece, the aggregates of a batch on several
-threads. Exactness follows the lake's types: money is summed as integer cents and
+Polars evaluates, once per piece, the row conditions and values of the pass's
+aggregates over the piece's rows of the pass (column-wise, on every core); the
+per-user reduction is then loops over plain arrays (:mod:`features.dense_reduce`)
+into slots that persist from piece to piece: counts, sums, means and extremes in
+blocks, a family of windows per condition (:mod:`features.dense_blocks`), the others
+each in a loop of its own, all on the reduction threads while the next pass is
+evaluated. Exactness follows the lake's types: money is summed as integer cents and
 integers as integers (the result is then what a decimal sum gives), floating-point
 values in row order, so every run gives the same bits.
 """

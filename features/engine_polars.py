@@ -3,9 +3,9 @@
 Input is resolved events (the lake as known at T, see
 :func:`features.lake.scan_events`), in any number of pieces; output is one row per
 user seen in them, one Float64 column per feature. Each piece is reduced as it comes
-(:mod:`features.feature_stream`): its users numbered, and one pass per set of kinds
-in which Polars evaluates each aggregate's condition and value over the piece's rows
-and a loop over plain arrays adds them into per-user slots
+(:mod:`features.feature_stream`): its users numbered (by the lake, when it can), and
+one pass per set of kinds in which Polars evaluates each aggregate's condition and
+value over the piece's rows and loops over plain arrays add them into per-user slots
 (:mod:`features.dense_pass`). A last pass over the contact graph, and the features
 are column expressions over the aggregates (:mod:`features.polars_exprs`).
 """

@@ -2,9 +2,10 @@
 
 Why streaming: a feature pass reads the rows of one or two kinds and a handful of
 their columns. Each piece of the lake (a slice of a file, read on a thread) is
-*prepared* on the reading thread (user keys hashed, each row's age from D, which
-rows count), then *added* in the lake's order: its users are numbered
-(:mod:`features.user_numbers`) and every pass reduces the piece's rows of its kinds
+*prepared* on the reading thread (each row's user key: its rank in user-id order,
+from the numbers the lake keeps (:mod:`features.lake_users`), or a hash of its id;
+each row's age from D; which rows count), then *added* in the lake's order: its users
+are numbered (:mod:`features.user_numbers`) and every pass reduces the piece's rows of its kinds
 into per-user slots (:mod:`features.dense_pass`). Nothing of a piece is kept once
 it is added, except its contact rows (the graph pass needs every user's aggregates
 first) and the rows a "latest" aggregate compares. A piece of a file stored kind

@@ -136,10 +136,9 @@ def build_snapshot(settings: Settings, *, as_of: date, as_known_at: datetime | N
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """Python's cycle collector off while the lake is reduced and the features written:
-    a build allocates
-    millions of short-lived objects (expressions, frames, futures) but no cycles worth
-    collecting, and each collection walks every live object (measured: about 2% of a
-    build's CPU time)."""
+    a build allocates millions of short-lived objects (expressions, frames, futures) but
+    no cycles worth collecting, and each collection walks every live object (measured:
+    about 2% of a build's CPU time)."""
     enabled = gc.isenabled()
     gc.disable()
     try:
