@@ -300,6 +300,10 @@ def _lake(home: Path, *, users: int, events: int, seed: int) -> None:
             raise SystemExit(f"{home} holds a lake made with {found}, not {wanted}: "
                              "give another --lake folder")
         print(f"lake: {events:,} events (+0.3% corrections), {users:,} users, reused from {home}")
+        from features.lake_writer import LakeWriter
+
+        with LakeWriter(load_settings(home=home, log_format="text")):
+            pass  # a lake kept from an older version gets its user registry here
         return
     started = time.perf_counter()
     build_lake(home, users=users, events=events, seed=seed)
