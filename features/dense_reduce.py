@@ -139,7 +139,7 @@ def moments_into(idx: Index, mask: Mask, values: Floats, n: Ints, mean: Floats,
 
 @njit(cache=True, nogil=True)
 def block_counts_into(idx: Index, ages: Floats, masks: npt.NDArray[np.bool_], of_mask: Ints,
-                      low: Floats, high: Floats, out: npt.NDArray[np.int64]) -> None:
+                      low: Floats, high: Floats, out: npt.NDArray[np.int32]) -> None:
     """Counts of a block: column ``j`` counts the rows of mask ``of_mask[j]`` whose age lies
     in (``low[j]``, ``high[j]``], in ``out[j, user]``."""
     for row in range(len(idx)):
@@ -276,7 +276,7 @@ def warm_up() -> None:
     floats = np.zeros(2, np.float64)
     UserTable().number(ints.astype(np.uint64), ints.astype(np.uint64))
     masks, of, low, high = np.ones((1, 2), np.bool_), np.zeros(1, np.int64), floats[:1], floats[:1]
-    block_counts_into(idx, floats, masks, of, low, high, np.zeros((1, 1), np.int64))
+    block_counts_into(idx, floats, masks, of, low, high, np.zeros((1, 1), np.int32))
     block_sums_into(idx, floats, masks, ints[None], of, of, low, high, np.zeros((1, 1), np.int64))
     block_sums_into(idx, floats, masks, floats[None], of, of, low, high, np.zeros((1, 1)))
     block_extremes_into(idx, floats, masks, floats[None], of, of, low, high, mask[:1],

@@ -74,7 +74,7 @@ def test_each_loop_is_its_plain_python_reduction(
     bits = np.zeros(users * 2, np.uint64)
     of_mask, of_value = np.array([0, 1, 0]), np.zeros(3, np.int64)
     low, high = (np.array([window[side] for window in WINDOWS]) for side in (0, 1))
-    counts, sums = np.zeros((3, users), np.int64), np.zeros((3, users), np.int64)
+    counts, sums = np.zeros((3, users), np.int32), np.zeros((3, users), np.int64)
     fsums, best = np.zeros((3, users)), np.zeros((3, users))
     seen, largest = np.zeros((3, users), np.bool_), np.array([True, False, True])
     for half in (slice(0, len(rows) // 2), slice(len(rows) // 2, None)):  # two pieces
