@@ -21,6 +21,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from features import dense_reduce as reduce
 from features.event_parts import AGE
@@ -70,11 +71,11 @@ class Inputs:
 
     def arrays(self, columns: pl.DataFrame, valid: reduce.Mask | None,
                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The masks (rows that do not count masked out), integer and float values, each
-        as one array of a row per mask or value."""
-        masks = _matrix(columns, "_m", len(self.masks), np.bool_)
+        """The masks (rows that do not count masked out) as bits, and the integer and
+        float values, each as one array of a row per mask or value."""
+        masks = _bits(columns, len(self.masks))
         if valid is not None:
-            masks &= valid
+            masks &= np.packbits(valid, bitorder="little")
         return (masks, _matrix(columns, "_i", len(self.ints), np.int64),
                 _matrix(columns, "_f", len(self.floats), np.float64))
 
@@ -83,6 +84,30 @@ def _place(found: dict, key: object, expr: pl.Expr) -> int:
     if key not in found:
         found[key] = expr
     return list(found).index(key)
+
+
+def _bits(columns: pl.DataFrame, count: int) -> np.ndarray:
+    """Boolean columns ``_m0..`` as a (count, bytes) array of their Arrow bits, eight rows
+    a byte: copied as they are, where unpacking them to a byte per row would cost eight
+    times the memory and most of the time of a pass's conversions."""
+    width = -(-columns.height // 8)
+    out = np.empty((count, width), np.uint8)
+    for at in range(count):
+        out[at] = _packed(columns.get_column(f"_m{at}"), width)
+    return out
+
+
+def _packed(series: pl.Series, width: int) -> np.ndarray:
+    array = series.rechunk().to_arrow()
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    if array.offset % 8 or array.null_count:
+        return np.packbits(series.fill_null(False).to_numpy(), bitorder="little")
+    start = array.offset // 8
+    data = np.frombuffer(array.buffers()[1], np.uint8)[start:start + width].copy()
+    if len(series) % 8:  # bits past the last row are not defined by Arrow: clear them
+        data[-1] &= np.uint8((1 << (len(series) % 8)) - 1)
+    return data
 
 
 def _matrix(columns: pl.DataFrame, prefix: str, count: int, dtype: type) -> np.ndarray:

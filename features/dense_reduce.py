@@ -138,19 +138,21 @@ def moments_into(idx: Index, mask: Mask, values: Floats, n: Ints, mean: Floats,
 
 
 @njit(cache=True, nogil=True)
-def block_counts_into(idx: Index, ages: Floats, masks: npt.NDArray[np.bool_], of_mask: Ints,
+def block_counts_into(idx: Index, ages: Floats, masks: npt.NDArray[np.uint8], of_mask: Ints,
                       low: Floats, high: Floats, out: npt.NDArray[np.int32]) -> None:
     """Counts of a block: column ``j`` counts the rows of mask ``of_mask[j]`` whose age lies
-    in (``low[j]``, ``high[j]``], in ``out[j, user]``."""
+    in (``low[j]``, ``high[j]``], in ``out[j, user]``. Masks are bits, eight rows a byte,
+    the first row in the lowest bit (Arrow's layout, read without unpacking)."""
     for row in range(len(idx)):
         age = ages[row]
+        byte, bit = row >> 3, row & 7
         for column in range(len(of_mask)):
-            if masks[of_mask[column], row] and low[column] < age and age <= high[column]:
+            if masks[of_mask[column], byte] >> bit & 1 and low[column] < age and age <= high[column]:
                 out[column, idx[row]] += 1
 
 
 @njit(cache=True, nogil=True)
-def block_sums_into(idx: Index, ages: Floats, masks: npt.NDArray[np.bool_],
+def block_sums_into(idx: Index, ages: Floats, masks: npt.NDArray[np.uint8],
                     values: npt.NDArray[np.int64] | npt.NDArray[np.float64], of_mask: Ints,
                     of_value: Ints, low: Floats, high: Floats,
                     out: npt.NDArray[np.int64] | npt.NDArray[np.float64]) -> None:
@@ -158,13 +160,14 @@ def block_sums_into(idx: Index, ages: Floats, masks: npt.NDArray[np.bool_],
     of the rows of its mask and window."""
     for row in range(len(idx)):
         age = ages[row]
+        byte, bit = row >> 3, row & 7
         for column in range(len(of_mask)):
-            if masks[of_mask[column], row] and low[column] < age and age <= high[column]:
+            if masks[of_mask[column], byte] >> bit & 1 and low[column] < age and age <= high[column]:
                 out[column, idx[row]] += values[of_value[column], row]
 
 
 @njit(cache=True, nogil=True)
-def block_extremes_into(idx: Index, ages: Floats, masks: npt.NDArray[np.bool_],
+def block_extremes_into(idx: Index, ages: Floats, masks: npt.NDArray[np.uint8],
                         values: npt.NDArray[np.float64], of_mask: Ints, of_value: Ints,
                         low: Floats, high: Floats, largest: Mask,
                         out: npt.NDArray[np.float64], seen: npt.NDArray[np.bool_]) -> None:
@@ -173,8 +176,9 @@ def block_extremes_into(idx: Index, ages: Floats, masks: npt.NDArray[np.bool_],
     user's first."""
     for row in range(len(idx)):
         age = ages[row]
+        byte, bit = row >> 3, row & 7
         for column in range(len(of_mask)):
-            if masks[of_mask[column], row] and low[column] < age and age <= high[column]:
+            if masks[of_mask[column], byte] >> bit & 1 and low[column] < age and age <= high[column]:
                 user = idx[row]
                 value = values[of_value[column], row]
                 if not seen[column, user]:
@@ -275,7 +279,7 @@ def warm_up() -> None:
     ints = np.zeros(2, np.int64)
     floats = np.zeros(2, np.float64)
     UserTable().number(ints.astype(np.uint64), ints.astype(np.uint64))
-    masks, of, low, high = np.ones((1, 2), np.bool_), np.zeros(1, np.int64), floats[:1], floats[:1]
+    masks, of, low, high = np.ones((1, 1), np.uint8), np.zeros(1, np.int64), floats[:1], floats[:1]
     block_counts_into(idx, floats, masks, of, low, high, np.zeros((1, 1), np.int32))
     block_sums_into(idx, floats, masks, ints[None], of, of, low, high, np.zeros((1, 1), np.int64))
     block_sums_into(idx, floats, masks, floats[None], of, of, low, high, np.zeros((1, 1)))

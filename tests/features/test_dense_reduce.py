@@ -5,11 +5,13 @@ from __future__ import annotations
 import statistics
 
 import numpy as np
+import polars as pl
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from features import dense_reduce as reduce
+from features.dense_blocks import _packed
 
 
 def random_keys(rng: np.random.Generator, users: int, rows: int) -> np.ndarray:
@@ -79,7 +81,7 @@ def test_each_loop_is_its_plain_python_reduction(
     seen, largest = np.zeros((3, users), np.bool_), np.array([True, False, True])
     for half in (slice(0, len(rows) // 2), slice(len(rows) // 2, None)):  # two pieces
         i, m, v, f, a = idx[half], mask[half], values[half], floats[half], ages[half]
-        masks = np.stack([m, ~m])
+        masks = np.packbits(np.stack([m, ~m]), axis=1, bitorder="little")  # Arrow's bits
         reduce.block_counts_into(i, a, masks, of_mask, low, high, counts)
         reduce.block_sums_into(i, a, masks, v[None], of_mask, of_value, low, high, sums)
         reduce.block_sums_into(i, a, masks, f[None], of_mask, of_value, low, high, fsums)
@@ -115,3 +117,19 @@ def test_latest_rows_count_the_ties_at_the_latest_time() -> None:
     best, ties = reduce.latest_rows(idx, mask, times, 3)
     assert best.tolist() == [1, 3, -1]
     assert ties.tolist() == [2, 1, 0]
+
+
+@pytest.mark.parametrize(("start", "length"), [(0, 21), (8, 13), (3, 30), (16, 16)])
+def test_masks_are_read_as_their_arrow_bits_wherever_they_start(start: int,
+                                                                length: int) -> None:
+    rng = np.random.default_rng(start)
+    whole = pl.Series(rng.random(64) < 0.5)
+    piece = whole.slice(start, length)
+    chunked = pl.concat([piece.head(5), piece.tail(length - 5)], rechunk=False)
+    with_null = piece.scatter(0, None)
+    width = -(-length // 8)
+    for series in (piece, chunked, with_null):
+        bits = _packed(series, width)
+        unpacked = np.unpackbits(bits, bitorder="little")
+        assert unpacked[:length].tolist() == series.fill_null(False).to_list()
+        assert not unpacked[length:].any()  # past the last row: clear
