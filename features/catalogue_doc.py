@@ -86,12 +86,14 @@ Using the store
 - Speed (`benchmarks/features.py --rounds 3`: 1,000,000 users, 20,000,000 events, the
   whole catalogue, snapshot written, engine polars, against one grouped Polars pass over the
   same files computing count, sum and max per user; the median of three turns each). On
-  this 2-core machine (2026-12-04), four runs as the machine's load swung: 7.06 s
-  against 1.78 s (4.0x the pass's wall time; CPU 13.1 s against 3.4 s, 3.9x), 8.27 s
-  against 2.32 s (3.6x; CPU 3.6x), 10.66 s against 3.08 s (3.5x; CPU 3.5x) and 11.20 s
-  against 3.21 s (3.5x; CPU 3.4x); peak memory 3.1-3.5 GiB; stages of the fastest: read
-  and reduce 5.5 s, the graph pass and results 0.6 s, computing and writing the
-  features 0.9 s. At the start of the day the same
+  this 2-core machine (2026-12-04), runs as the machine's load swung: after the last
+  change (masks read as bits, 32-bit counts) 10.71 s against 3.42 s (3.1x the pass's
+  wall time; CPU 19.3 s against 6.3 s, 3.1x) and 10.84 s against 3.22 s (3.4x; CPU
+  3.3x); before it 7.06 s against 1.78 s (4.0x; CPU 3.9x), 8.27 s against 2.32 s (3.6x),
+  10.66 s against 3.08 s (3.5x) and 11.20 s against 3.21 s (3.5x). The ratio is lower
+  when the machine is loaded (the pass suffers more than the build). Peak memory
+  2.9-3.5 GiB; stages: read and reduce 5.5-8.6 s, the graph pass and results 0.6-0.8 s,
+  computing and writing the features 0.9-1.4 s. At the start of the day the same
   benchmark gave 10.2 s against 2.0 s (5.1x; CPU 4.6x). What the day's changes did,
   measured in turns or by profile: users numbered by the lake (no numbering, no sort of
   125 results into user order: 2-3 s less per build); jemalloc keeping freed pages (half
