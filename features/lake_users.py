@@ -8,19 +8,23 @@ Instead the writer numbers each user the first time it stores one of their event
 number of each row's user. A build reads the numbers, maps them once to ranks in
 user-id order, and reduces straight into slots in the order the snapshot is written.
 
-Layout (next to the key files)::
+Layout::
 
-    lake/users/users-N.arrow    the user ids numbered N, N + 1, ... (a chunk per commit
+    lake/users/users-<numbering>-<N>.arrow
+                                the user ids numbered N, N + 1, ... (a chunk per commit
                                 that brought new users; compaction merges them)
-    lake/keys/seg-*.users.npz   per events file: each row's user number (int32), and the
-                                size and time of the events file they number
+    lake/keys/seg-*.users.npz   per events file: each row's user number (int32), the
+                                numbering, and the size and time of the events file
 
 Both are derived data, like the key files. A commit writes its new users' chunk
-(beside, then renamed) before the manifest that needs it, so a crash can only leave
-numbers no committed file uses; the next writer rebuilds a missing or damaged registry from the
-committed files, and every file's numbers with it. A reader that finds a file's
-numbers missing, or naming a user the registry does not hold, looks its users up by
-id instead (:func:`numbers_of`).
+(beside, then renamed) before the manifest, which records how many users are committed
+and under which numbering; so a crash can only leave numbers no committed file uses
+(the next writer deletes that chunk). A writer rebuilds a missing, damaged or stale
+registry from the committed files under a new numbering, every file's numbers with it,
+and commits it at once. A reader that finds a file's numbers missing, of another
+numbering or made for another version of the file looks its users up by id
+(:meth:`LakeUsers.ranks_of`); a user the registry lacks (:class:`UnknownUser`) sends
+the build back to numbering users itself.
 
 Users are found by two independently seeded 64-bit hashes of the id together (a
 128-bit fingerprint, as for event keys): two ids would have to agree on both to
