@@ -78,8 +78,8 @@ class UserRegistry:
 
     Ids are looked up by fingerprint in a :class:`~features.lake_keys.KeyIndex` (sorted
     runs searched by bisection, the number kept where an event key keeps its content
-    hash): a batch of a thousand events costs microseconds, a file of millions a few
-    sorts, and nothing is compiled.
+    hash): about a millisecond for a batch of a thousand events, a few sorts for a
+    file of millions, and nothing to compile.
     """
 
     def __init__(self, names: pl.Series, numbering: str) -> None:
