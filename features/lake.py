@@ -28,6 +28,7 @@ from __future__ import annotations
 import json
 import os
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -188,7 +189,7 @@ def scan_events(settings: Settings, *, as_known_at: datetime | None = None,
 
 
 def resolve(events: pl.LazyFrame, *, as_known_at: datetime | None = None,
-            watermark: datetime | None = None) -> pl.LazyFrame:
+            watermark: datetime | None = None, carry: Sequence[str] = ()) -> pl.LazyFrame:
     """The point-in-time rule: one row per event as known at T with watermark W.
 
     Keep rows with ``known_at <= T`` and ``ingested_at <= W``; of the rows of one
@@ -196,7 +197,8 @@ def resolve(events: pl.LazyFrame, *, as_known_at: datetime | None = None,
     the latest ``known_at``, ties broken by the latest ``ingested_at``, then by a
     correction over the original, then by the larger ``event_id``; drop it if it is
     a void. The surviving row may be a correction: its ``event_id`` is the
-    correction's and ``corrects`` names the original.
+    correction's and ``corrects`` names the original. ``carry``: columns of the rows,
+    beyond the lake's, that the surviving rows keep.
     """
     _check_aware("as_known_at", as_known_at)
     _check_aware("watermark", watermark)
@@ -213,9 +215,9 @@ def resolve(events: pl.LazyFrame, *, as_known_at: datetime | None = None,
     latest = (marked.filter(pl.col("__versions") > 1)
               .group_by("source", "__target")
               .agg(pl.all().sort_by(order).last()))
-    columns = [*LAKE_SCHEMA.names, "__target", "__versions"]
+    columns = [*LAKE_SCHEMA.names, *carry, "__target", "__versions"]
     both = pl.concat([single.select(columns), latest.select(columns)])
-    return both.filter(~pl.col("voided").fill_null(False)).select(LAKE_SCHEMA.names)
+    return both.filter(~pl.col("voided").fill_null(False)).select(*LAKE_SCHEMA.names, *carry)
 
 
 def _check_aware(name: str, value: datetime | None) -> None:

@@ -70,6 +70,7 @@ STAGES = ("read", "compute", "write")
 RESOLVE_COLUMNS = ("source", "corrects", "known_at", "ingested_at", "voided")
 TOUCHED = "_touched"
 KNOWN = "_known"
+RANK = "_rank"
 SNAPSHOT_COMPRESSION = "lz4"
 """Fast to write and to read back (training and scoring read every snapshot whole)."""
 READ_THREADS = 2
@@ -244,19 +245,23 @@ def _resolved_pieces(settings: Settings, *, as_known_at: datetime, watermark: da
     if not files:
         return
     reading = _LakeReading.of(files, as_known_at=as_known_at, watermark=watermark, plan=plan,
-                              by_kind=by_kind)
+                              by_kind=by_kind, numbered=users is not None)
     chunk_rows = settings.features_chunk_rows
 
     def work(where: tuple[str, int]) -> tuple[T, pl.DataFrame | None]:
-        piece, keep, touched = reading.read(*where, rows=chunk_rows)
-        ranks = None
-        if users is not None:
-            rows = piece.base if isinstance(piece, KindRuns) else piece
-            segment = segments.get(where[0])
-            ranks = None if segment is None else users.file_ranks(root, segment, where[1],
-                                                                  rows.height)
-            if ranks is None:  # a file's numbers missing or stale: its users looked up
-                ranks = users.ranks_of(rows.get_column("user_id"))
+        path, offset = where
+
+        def ranks_of(rows: pl.LazyFrame, height: int) -> np.ndarray:
+            assert users is not None
+            segment = segments.get(path)
+            found = None if segment is None else users.file_ranks(root, segment, offset,
+                                                                  height)
+            if found is None:  # a file's numbers missing or stale: its users looked up
+                found = users.ranks_of(rows.select("user_id").collect().to_series())
+            return found
+
+        piece, keep, touched, ranks = reading.read(
+            path, offset, rows=chunk_rows, ranks_of=None if users is None else ranks_of)
         return then(piece, keep, ranks), touched
 
     versions = []
@@ -266,7 +271,10 @@ def _resolved_pieces(settings: Settings, *, as_known_at: datetime, watermark: da
         yield result
     if versions:
         resolved = reading.resolve(versions, as_known_at=as_known_at, watermark=watermark)
-        ranks = None if users is None else users.ranks_of(resolved.get_column("user_id"))
+        ranks = None
+        if users is not None:
+            ranks = resolved.get_column(RANK).to_numpy()
+            resolved = resolved.drop(RANK)
         yield then(resolved, None, ranks)
 
 
@@ -286,23 +294,30 @@ class _LakeReading:
     own: dict[str, list[str]]
     runs: dict[str, list[Run] | None]
 
+    numbered: bool = False
+
     @classmethod
     def of(cls, files: Sequence[str], *, as_known_at: datetime, watermark: datetime,
-           plan: Plan, by_kind: bool) -> _LakeReading:
+           plan: Plan, by_kind: bool, numbered: bool = False) -> _LakeReading:
         columns = input_columns(pl.scan_parquet(files[0]), plan)
         known = (pl.col("ingested_at") <= watermark) & (pl.col("known_at") <= as_known_at)
         corrected = (pl.scan_parquet(files).filter(known & pl.col("corrects").is_not_null())
                      .select(pl.col("corrects").unique()).collect().to_series())
         touched = pl.col("event_id").is_in(corrected.implode()) | pl.col("corrects").is_not_null()
         keys = [key for key in RESOLVE_COLUMNS if key not in columns]
-        own = _own_columns(plan, columns, keys) if by_kind else {}
+        own = _own_columns(plan, columns, keys, numbered=numbered) if by_kind else {}
         return cls(columns=columns, keys=keys, known=known, touched=touched, own=own,
-                   runs={path: kind_runs(path) if own else None for path in files})
+                   runs={path: kind_runs(path) if own else None for path in files},
+                   numbered=numbered)
 
     def read(self, path: str, offset: int, *, rows: int,
-             ) -> tuple[pl.DataFrame | KindRuns, pl.Series, pl.DataFrame | None]:
-        """A piece's columns, the mask of its rows that stand alone, and its known rows
-        that a correction touches (None when there are none)."""
+             ranks_of: Callable[[pl.LazyFrame, int], np.ndarray] | None = None,
+             ) -> tuple[pl.DataFrame | KindRuns, pl.Series, pl.DataFrame | None,
+                        np.ndarray | None]:
+        """A piece's columns, the mask of its rows that stand alone, its known rows that a
+        correction touches (None when there are none), and its rows' user ranks when
+        ``ranks_of`` (given the file's scan and the piece's first row and row count)
+        tells them: the touched rows then carry them, as ``RANK``."""
         runs = self.runs.get(path)
         claimed = {name for names in self.own.values() for name in names} if runs else set()
         scan = pl.scan_parquet(path)
@@ -310,6 +325,10 @@ class _LakeReading:
             *(_read_as(name) for name in self.columns if name not in claimed), *self.keys,
             self.known.alias(KNOWN), self.touched.alias(TOUCHED),
         ).collect()
+        ranks = None
+        if ranks_of is not None:
+            ranks = ranks_of(scan.slice(offset, rows), frame.height)
+            frame = frame.with_columns(pl.Series(RANK, ranks))
         piece: pl.DataFrame | KindRuns = frame
         if runs:
             piece = self._kind_runs(scan, frame, runs, offset)
@@ -322,8 +341,8 @@ class _LakeReading:
         alone = is_known & ~touched_rows & ~frame.get_column("voided").fill_null(False)
         if isinstance(piece, KindRuns):
             kept = [name for name in piece.base.columns if name in self.columns]
-            return replace(piece, base=piece.base.select(kept)), alone, touched
-        return frame.select(self.columns), alone, touched
+            return replace(piece, base=piece.base.select(kept)), alone, touched, ranks
+        return frame.select(self.columns), alone, touched, ranks
 
     def _kind_runs(self, scan: pl.LazyFrame, base: pl.DataFrame, runs: list[Run],
                    offset: int) -> KindRuns:
@@ -342,8 +361,9 @@ class _LakeReading:
 
     def _schema(self) -> pl.Schema:
         schema = _lake_schema()
-        return pl.Schema({name: _categories().get(name, schema[name])
-                          for name in (*self.columns, *self.keys)})
+        found = {name: _categories().get(name, schema[name])
+                 for name in (*self.columns, *self.keys)}
+        return pl.Schema(found | ({RANK: pl.Int32} if self.numbered else {}))
 
     def resolve(self, versions: list[pl.DataFrame], *, as_known_at: datetime,
                 watermark: datetime) -> pl.DataFrame:
@@ -352,8 +372,10 @@ class _LakeReading:
         padding = [pl.lit(None, dtype=dtype).alias(name) for name, dtype in _lake_schema().items()
                    if name not in (*self.columns, *self.keys)]
         rows = pl.concat(versions, how="vertical").with_columns(padding).lazy()
-        resolved = lake.resolve(rows, as_known_at=as_known_at, watermark=watermark)
-        return resolved.select(self.columns).collect()
+        carried = [RANK] if self.numbered else []
+        resolved = lake.resolve(rows, as_known_at=as_known_at, watermark=watermark,
+                                carry=carried)
+        return resolved.select(*self.columns, *carried).collect()
 
 
 @cache
@@ -371,11 +393,14 @@ def _read_as(name: str) -> pl.Expr:
     return pl.col(name) if enum is None else pl.col(name).cast(enum)
 
 
-def _own_columns(plan: Plan, columns: list[str], keys: list[str]) -> dict[str, list[str]]:
+def _own_columns(plan: Plan, columns: list[str], keys: list[str], *,
+                 numbered: bool) -> dict[str, list[str]]:
     """For each kind, the lake columns only that kind's part reads: every column the spine,
-    the rules or the base need stays with all rows."""
+    the rules or the base need stays with all rows. With users ``numbered`` by the lake,
+    ``user_id`` is read only with the kinds that read it (contacts)."""
     layout = Layout.of(plan)
-    shared = {*BASE_COLUMNS, *layout.spine, *keys, *RESOLVE_COLUMNS}
+    shared = {*BASE_COLUMNS, *layout.spine, *keys, *RESOLVE_COLUMNS} - (
+        {"user_id"} if numbered else set())
     return {kind: [name for name in columns if name in wanted and name not in shared]
             for kind, wanted in layout.kinds.items()}
 

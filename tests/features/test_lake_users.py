@@ -200,3 +200,16 @@ def test_a_file_stored_kind_by_kind_has_its_rows_numbered_in_its_own_order(
     stored = pl.read_parquet(path)["user_id"].to_list()
     assert stored != [row["user_id"] for row in batch]  # clustered, not as sent
     assert numbered_users(settings) == [stored]
+
+
+def test_with_the_lake_s_numbers_user_ids_are_read_only_with_contacts() -> None:
+    """The ids are what a piece costs most to read; with numbers, only the graph needs them."""
+    from features.plan import compile_plan
+    from features.store import _own_columns
+
+    plan = compile_plan()
+    columns = ["user_id", "kind", "event_id", "event_time", "contact_user_id", "amount"]
+    numbered = _own_columns(plan, columns, [], numbered=True)
+    assert [kind for kind, names in numbered.items() if "user_id" in names] == ["contact"]
+    assert not any("user_id" in names
+                   for names in _own_columns(plan, columns, [], numbered=False).values())
