@@ -86,10 +86,11 @@ Using the store
 - Speed (`benchmarks/features.py --rounds 3`: 1,000,000 users, 20,000,000 events, the
   whole catalogue, snapshot written, engine polars, against one grouped Polars pass over the
   same files computing count, sum and max per user; the median of three turns each). On
-  this 2-core machine (2026-12-04), runs as the machine's load swung: after the last
-  change (masks read as bits, 32-bit counts) 10.71 s against 3.42 s (3.1x the pass's
-  wall time; CPU 19.3 s against 6.3 s, 3.1x) and 10.84 s against 3.22 s (3.4x; CPU
-  3.3x); before it 7.06 s against 1.78 s (4.0x; CPU 3.9x), 8.27 s against 2.32 s (3.6x),
+  this 2-core machine (2026-12-04), runs as the machine's load swung: at the end (user
+  ids read only with contacts) 8.33 s against 2.35 s (3.5x the pass's wall time; CPU
+  15.5 s against 4.4 s, 3.6x); after masks read as bits and 32-bit counts 10.71 s
+  against 3.42 s (3.1x; CPU 19.3 s against 6.3 s, 3.1x) and 10.84 s against 3.22 s
+  (3.4x; CPU 3.3x); before it 7.06 s against 1.78 s (4.0x; CPU 3.9x), 8.27 s against 2.32 s (3.6x),
   10.66 s against 3.08 s (3.5x) and 11.20 s against 3.21 s (3.5x). The ratio is lower
   when the machine is loaded (the pass suffers more than the build). Peak memory
   2.9-3.5 GiB; stages: read and reduce 5.5-8.6 s, the graph pass and results 0.6-0.8 s,
