@@ -19,8 +19,13 @@ from typing import Any
 
 import polars as pl
 
-from config.feature_taxonomy import load_taxonomy
-from features.event_parts import KEY, LATEST_ORDER, MICROS_PER_DAY, as_of_micros
+from features.event_parts import (
+    KEY,
+    LATEST_ORDER,
+    MICROS_PER_DAY,
+    as_of_micros,
+    category_enums,
+)
 from features.feature_stream import PRESENT, FeatureStream
 from features.lake_users import LakeUsers, UnknownUser
 from features.plan import ContactAggregate, Plan, compile_plan
@@ -101,12 +106,9 @@ def input_columns(events: pl.LazyFrame, plan: Plan) -> list[str]:
 
 
 def enum_casts(columns: Sequence[str]) -> list[pl.Expr]:
-    """The kind and categorical columns among ``columns`` as Enums: a byte per row instead
-    of a 16-byte string view (most of them are null), and cheap to compare and count."""
-    taxonomy = load_taxonomy()
-    values = {"kind": frozenset(taxonomy.kinds), **taxonomy.categories}
-    return [pl.col(name).cast(pl.Enum(sorted(values[name]))) for name in columns
-            if name in values]
+    """The kind and categorical columns among ``columns`` as Enums (most of them are null)."""
+    enums = category_enums()
+    return [pl.col(name).cast(enums[name]) for name in columns if name in enums]
 
 
 def contact_frame(rows: pl.LazyFrame, users: pl.LazyFrame,

@@ -28,7 +28,6 @@ from types import TracebackType
 import numpy as np
 import polars as pl
 
-from config.feature_taxonomy import load_taxonomy
 from features.dense_pass import THREADS, PassReducer, PassRows
 from features.event_parts import (
     AGE,
@@ -40,6 +39,7 @@ from features.event_parts import (
     Layout,
     age_expr,
     aggregate_columns,
+    category_enums,
     derived_columns,
     needs_kind,
 )
@@ -88,11 +88,9 @@ class FeatureStream:
         self._with_kind = {kinds: any(needs_kind(a, kinds) for a in aggregates)
                            for kinds, aggregates in plan.passes.items()}
         self._contacts: list[pl.DataFrame] = []
-        taxonomy = load_taxonomy()
-        self._kind_enum = pl.Enum(sorted(taxonomy.kinds))
-        self._kind_codes = {kind: code for code, kind in enumerate(sorted(taxonomy.kinds))}
-        self._categories = {name: pl.Enum(sorted(values))
-                            for name, values in taxonomy.categories.items()}
+        self._categories = category_enums()
+        self._kind_enum = self._categories[KIND]
+        self._kind_codes = {kind: code for code, kind in enumerate(self._kind_enum.categories)}
         self._pool = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="reduce")
 
     def __enter__(self) -> FeatureStream:

@@ -141,11 +141,16 @@ def lake_files(settings: Settings, *, watermark: datetime | None = None) -> list
     it still has rows after it: readers filter ``ingested_at <= watermark`` themselves).
     """
     root = lake_dir(settings)
-    segments = read_manifest(root).segments
-    if watermark is not None:
-        _check_aware("watermark", watermark)
-        segments = [s for s in segments if datetime.fromisoformat(s.min_ingested_at) <= watermark]
-    return [root / EVENTS / segment.name for segment in segments]
+    return [root / EVENTS / segment.name
+            for segment in segments_by(read_manifest(root), watermark=watermark)]
+
+
+def segments_by(manifest: Manifest, *, watermark: datetime | None = None) -> list[Segment]:
+    """The manifest's files holding rows ingested by ``watermark`` (all without one)."""
+    if watermark is None:
+        return manifest.segments
+    _check_aware("watermark", watermark)
+    return [s for s in manifest.segments if datetime.fromisoformat(s.min_ingested_at) <= watermark]
 
 
 def watermark(settings: Settings) -> datetime | None:

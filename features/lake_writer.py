@@ -190,7 +190,7 @@ class LakeWriter:
         self._manifest = replace(self._manifest, next_segment=self._manifest.next_segment + 1)
         temp = temp_path(self.root, name)
         order = write_parquet(with_platform_columns(rows, self.ingested_at), temp, self.settings)
-        users = self.users.number(pl.from_arrow(rows.column("user_id")).gather(order))
+        users = self.users.number(pl.from_arrow(rows.column("user_id")))[order]  # file order
         self._pending.append(_Pending(name, temp, rows.num_rows, prints, users))
         self._pending_keys.add(name, prints, presorted=True)
 

@@ -41,7 +41,6 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
 from config.feature_definitions import FeatureSet, load_feature_definitions
-from config.feature_taxonomy import load_taxonomy
 from config.settings import Settings
 from features import lake
 from features.dense_reduce import warm_up
@@ -53,7 +52,7 @@ from features.engine_polars import (
     input_columns,
     stream_features,
 )
-from features.event_parts import KindRuns, Layout
+from features.event_parts import KindRuns, Layout, category_enums
 from features.events import LAKE_SCHEMA
 from features.feature_stream import FeatureStream
 from features.lake_clusters import Run, kind_runs
@@ -239,9 +238,9 @@ def _resolved_pieces(settings: Settings, *, as_known_at: datetime, watermark: da
     from its row groups only).
     """
     root = lake.lake_dir(settings)
-    segments = {str(root / lake.EVENTS / segment.name): segment
-                for segment in lake.read_manifest(root).segments}
-    files = [str(path) for path in lake.lake_files(settings, watermark=watermark)]
+    segments = {str(root / lake.EVENTS / segment.name): segment  # one manifest for both
+                for segment in lake.segments_by(lake.read_manifest(root), watermark=watermark)}
+    files = list(segments)
     if not files:
         return
     reading = _LakeReading.of(files, as_known_at=as_known_at, watermark=watermark, plan=plan,
@@ -253,9 +252,7 @@ def _resolved_pieces(settings: Settings, *, as_known_at: datetime, watermark: da
 
         def ranks_of(rows: pl.LazyFrame, height: int) -> np.ndarray:
             assert users is not None
-            segment = segments.get(path)
-            found = None if segment is None else users.file_ranks(root, segment, offset,
-                                                                  height)
+            found = users.file_ranks(root, segments[path], offset, height)
             if found is None:  # a file's numbers missing or stale: its users looked up
                 found = users.ranks_of(rows.select("user_id").collect().to_series())
             return found
@@ -361,7 +358,7 @@ class _LakeReading:
 
     def _schema(self) -> pl.Schema:
         schema = _lake_schema()
-        found = {name: _categories().get(name, schema[name])
+        found = {name: category_enums().get(name, schema[name])
                  for name in (*self.columns, *self.keys)}
         return pl.Schema(found | ({RANK: pl.Int32} if self.numbered else {}))
 
@@ -378,18 +375,10 @@ class _LakeReading:
         return resolved.select(*self.columns, *carried).collect()
 
 
-@cache
-def _categories() -> dict[str, pl.Enum]:
-    """The lake's categorical columns (kind included) as the Enums the engine reads."""
-    taxonomy = load_taxonomy()
-    return {name: pl.Enum(sorted(values))
-            for name, values in {"kind": taxonomy.kinds, **taxonomy.categories}.items()}
-
-
 def _read_as(name: str) -> pl.Expr:
     """A lake column as the build reads it: categories cast to Enums as they are read
     (from the file's dictionary pages: half what casting them afterwards costs)."""
-    enum = _categories().get(name)
+    enum = category_enums().get(name)
     return pl.col(name) if enum is None else pl.col(name).cast(enum)
 
 
