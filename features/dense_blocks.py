@@ -16,8 +16,9 @@ so float sums and extremes give the bits a loop per aggregate gives.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field, replace
+from functools import partial
 
 import numpy as np
 import polars as pl
@@ -53,15 +54,19 @@ class Inputs:
     """What the blocks of a pass read, named in the order they are evaluated: each
     family's row condition (windows aside) and each value, integer or float."""
 
-    masks: dict[Aggregate, pl.Expr] = field(default_factory=dict)
-    ints: dict[tuple[Aggregate, str], pl.Expr] = field(default_factory=dict)
-    floats: dict[tuple[Aggregate, str], pl.Expr] = field(default_factory=dict)
+    masks: dict[Hashable, pl.Expr] = field(default_factory=dict)
+    ints: dict[Hashable, pl.Expr] = field(default_factory=dict)
+    floats: dict[Hashable, pl.Expr] = field(default_factory=dict)
 
-    def mask(self, family: Aggregate, expr: pl.Expr | None) -> int:
-        return _place(self.masks, family, pl.lit(True) if expr is None else expr)
+    def mask(self, aggregate: Aggregate, expr: pl.Expr | None) -> int:
+        """The row of the family's mask: aggregates of the same kinds, conditions and
+        value (whatever their op and window) share one."""
+        key = (aggregate.kinds, aggregate.conditions, aggregate.value)
+        return _place(self.masks, key, pl.lit(True) if expr is None else expr)
 
-    def value(self, family: Aggregate, kind: str, expr: pl.Expr, *, ints: bool) -> int:
-        return _place(self.ints if ints else self.floats, (family, kind), expr)
+    def value(self, key: Hashable, expr: pl.Expr, *, ints: bool) -> int:
+        """The row of a value (``key`` names it: the same value, the same row)."""
+        return _place(self.ints if ints else self.floats, key, expr)
 
     def exprs(self) -> list[pl.Expr]:
         return [*(expr.fill_null(False).alias(f"_m{at}")
@@ -80,7 +85,7 @@ class Inputs:
                 _matrix(columns, "_f", len(self.floats), np.float64))
 
 
-def _place(found: dict, key: object, expr: pl.Expr) -> int:
+def _place(found: dict[Hashable, pl.Expr], key: Hashable, expr: pl.Expr) -> int:
     if key not in found:
         found[key] = expr
     return list(found).index(key)
@@ -120,12 +125,14 @@ def _matrix(columns: pl.DataFrame, prefix: str, count: int, dtype: type) -> np.n
 
 @dataclass(frozen=True)
 class Column:
-    """One aggregate's column of a block: its mask, its value (-1: none) and window."""
+    """One aggregate's column of a block: its mask, its value (-1: none) and window, and
+    for an extreme whether it is the largest."""
 
     key: str
     mask: int
     value: int
     window: Window
+    largest: bool = False
 
 
 class Block:
@@ -181,9 +188,9 @@ class SumBlock(Block):
 class ExtremeBlock(Block):
     """Each column's smallest value, or largest where ``largest``; NaN where none."""
 
-    def __init__(self, columns: Sequence[Column], largest: Sequence[bool]) -> None:
+    def __init__(self, columns: Sequence[Column]) -> None:
         super().__init__(columns, np.float64)
-        self.largest = np.array(largest, np.bool_)
+        self.largest = np.array([column.largest for column in columns], np.bool_)
         self.seen = np.zeros((len(columns), 0), np.bool_)
 
     def grow(self, users: int) -> None:
@@ -223,10 +230,9 @@ class FamilyBlocks:
             plan.place(aggregate)
         blocks: list[Block] = []
         placed: dict[str, tuple[Block, int]] = {}
-        for make, columns, extra in plan.groups():
+        for make, columns in plan.groups():
             for start in range(0, len(columns), BLOCK_COLUMNS):
-                stop = start + BLOCK_COLUMNS
-                block = make(columns[start:stop], extra[start:stop])
+                block = make(columns[start:start + BLOCK_COLUMNS])
                 blocks.append(block)
                 placed |= {column.key: (block, at) for at, column in enumerate(block.columns)}
         return cls(plan.inputs, blocks, plan.results(placed))
@@ -243,35 +249,33 @@ class _BlockPlan:
         self.int_sums: list[Column] = []
         self.float_sums: list[Column] = []
         self.extremes: list[Column] = []
-        self.largest: list[bool] = []
         self.scales: dict[str, int] = {}
         self.means: dict[str, tuple[str, str]] = {}
 
     def place(self, aggregate: Aggregate) -> None:
-        family = replace(aggregate, window=None, lag=0)
+        cond = row_condition(replace(aggregate, window=None, lag=0), self.kinds,
+                             before=self.before)
         window = Window.of(aggregate)
         key = aggregate.key
         if aggregate.op == "count":
-            mask = self.inputs.mask(family, row_condition(family, self.kinds, before=self.before))
-            self.counts.append(Column(key, mask, -1, window))
+            self.counts.append(Column(key, self.inputs.mask(aggregate, cond), -1, window))
             return
         if aggregate.op in ("min_age", "max_age"):
-            mask = self.inputs.mask(family, row_condition(family, self.kinds, before=self.before))
-            value = self.inputs.value(family, "age", pl.col(AGE), ints=False)
-            self._extreme(Column(key, mask, value, window), aggregate.op == "max_age")
+            value = self.inputs.value(AGE, pl.col(AGE), ints=False)
+            self.extremes.append(Column(key, self.inputs.mask(aggregate, cond), value, window,
+                                        largest=aggregate.op == "max_age"))
             return
         assert aggregate.value is not None
         exact = value_expr(aggregate.value, as_of_day=self.day, as_float=False)
-        cond = row_condition(family, self.kinds, before=self.before)
         present = exact.is_not_null()
-        mask = self.inputs.mask(family, present if cond is None else cond & present)
+        mask = self.inputs.mask(aggregate, present if cond is None else cond & present)
         if aggregate.op in ("min", "max"):
             as_float = value_expr(aggregate.value, as_of_day=self.day, as_float=True)
-            value = self.inputs.value(family, "float", as_float, ints=False)
-            self._extreme(Column(key, mask, value, window), aggregate.op == "max")
+            value = self.inputs.value((aggregate.value, "float"), as_float, ints=False)
+            self.extremes.append(Column(key, mask, value, window, largest=aggregate.op == "max"))
             return
         summand, ints, scale = summand_of(exact, self.frame)
-        value = self.inputs.value(family, "exact", summand, ints=ints)
+        value = self.inputs.value((aggregate.value, "exact"), summand, ints=ints)
         total = Column(key if aggregate.op == "sum" else key + "_sum", mask, value, window)
         (self.int_sums if ints else self.float_sums).append(total)
         self.scales[total.key] = scale
@@ -279,19 +283,12 @@ class _BlockPlan:
             self.counts.append(Column(key + "_n", mask, -1, window))
             self.means[key] = (total.key, key + "_n")
 
-    def _extreme(self, column: Column, largest: bool) -> None:
-        self.extremes.append(column)
-        self.largest.append(largest)
-
-    def groups(self) -> list[tuple[Callable[[Sequence[Column], Sequence[bool]], Block],
-                                   list[Column], list[bool]]]:
-        groups = [
-            (lambda columns, _: CountBlock(columns), self.counts, [False] * len(self.counts)),
-            (lambda columns, _: SumBlock(columns, ints=True), self.int_sums,
-             [False] * len(self.int_sums)),
-            (lambda columns, _: SumBlock(columns, ints=False), self.float_sums,
-             [False] * len(self.float_sums)),
-            (ExtremeBlock, self.extremes, self.largest),
+    def groups(self) -> list[tuple[Callable[[Sequence[Column]], Block], list[Column]]]:
+        groups: list[tuple[Callable[[Sequence[Column]], Block], list[Column]]] = [
+            (CountBlock, self.counts),
+            (partial(SumBlock, ints=True), self.int_sums),
+            (partial(SumBlock, ints=False), self.float_sums),
+            (ExtremeBlock, self.extremes),
         ]
         return [group for group in groups if group[1]]
 
