@@ -27,7 +27,7 @@ import pyarrow as pa
 from features import dense_reduce as reduce
 from features.event_parts import AGE
 from features.plan import Aggregate
-from features.polars_exprs import row_condition, value_expr
+from features.polars_exprs import row_condition, value_expr, valued_rows
 
 BLOCK_COLUMNS = 16
 """Columns one block reduces at once."""
@@ -267,8 +267,7 @@ class _BlockPlan:
             return
         assert aggregate.value is not None
         exact = value_expr(aggregate.value, as_of_day=self.day, as_float=False)
-        present = exact.is_not_null()
-        mask = self.inputs.mask(aggregate, present if cond is None else cond & present)
+        mask = self.inputs.mask(aggregate, valued_rows(cond, exact))
         if aggregate.op in ("min", "max"):
             as_float = value_expr(aggregate.value, as_of_day=self.day, as_float=True)
             value = self.inputs.value((aggregate.value, "float"), as_float, ints=False)

@@ -25,7 +25,7 @@ from features import dense_reduce as reduce
 from features.dense_blocks import FAMILY_OPS, FamilyBlocks
 from features.event_parts import AGE
 from features.plan import Aggregate
-from features.polars_exprs import day_number, row_condition, value_expr
+from features.polars_exprs import day_number, row_condition, value_expr, valued_rows
 
 THREADS = 2
 MAX_CODE_WORDS = 8
@@ -95,8 +95,8 @@ class _Read:
     and the slots it reduces them into."""
 
     aggregate: Aggregate
-    mask: pl.Expr | None
-    value: pl.Expr | None
+    mask: pl.Expr
+    value: pl.Expr
     slots: _Slots
 
     @classmethod
@@ -106,7 +106,7 @@ class _Read:
         assert aggregate.value is not None
         day = day_number(as_of)
         exact = value_expr(aggregate.value, as_of_day=day, as_float=False)
-        mask = _keep(cond, exact)
+        mask = valued_rows(cond, exact)
         if aggregate.op == "distinct":
             dtype = frame.lazy().select(exact).collect_schema().dtypes()[0]
             code = _code(exact, dtype)
@@ -119,28 +119,17 @@ class _Read:
 
     def exprs(self) -> list[pl.Expr]:
         key = self.aggregate.key
-        found = [] if self.mask is None else [self.mask.fill_null(False).alias(f"{key}_m")]
-        if self.value is not None:
-            found.append(self.value.alias(f"{key}_v"))
-        return found
+        return [self.mask.fill_null(False).alias(f"{key}_m"), self.value.alias(f"{key}_v")]
 
     def add(self, rows: PassRows, columns: pl.DataFrame, users: int) -> None:
-        value = None if self.value is None else columns.get_column(f"{self.aggregate.key}_v")
         self.slots.grow(users)
-        self.slots.add(rows, self.mask_of(rows, columns), value)
+        self.slots.add(rows, self.mask_of(rows, columns),
+                       columns.get_column(f"{self.aggregate.key}_v"))
 
     def mask_of(self, rows: PassRows, columns: pl.DataFrame) -> reduce.Mask:
         """Which of the piece's rows count for the aggregate."""
-        if self.mask is None:
-            return (np.ones(len(rows.idx), dtype=np.bool_) if rows.valid is None
-                    else rows.valid)
         mask = columns.get_column(f"{self.aggregate.key}_m").to_numpy()
         return mask if rows.valid is None else mask & rows.valid
-
-
-def _keep(cond: pl.Expr | None, value: pl.Expr) -> pl.Expr:
-    present = value.is_not_null()
-    return present if cond is None else cond & present
 
 
 def _code(value: pl.Expr, dtype: pl.DataType) -> pl.Expr | None:

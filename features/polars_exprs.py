@@ -50,6 +50,12 @@ def row_condition(aggregate: Aggregate, pass_kinds: Sequence[str], *,
     return pl.all_horizontal(parts) if len(parts) > 1 else (parts[0] if parts else None)
 
 
+def valued_rows(condition: pl.Expr | None, value: pl.Expr) -> pl.Expr:
+    """The rows that pass ``condition`` (every row, when None) and have a value."""
+    present = value.is_not_null()
+    return present if condition is None else condition & present
+
+
 def condition_expr(condition: Cond) -> pl.Expr:
     column = pl.col(condition.column)
     value = condition.value
