@@ -52,7 +52,7 @@ from features.engine_polars import (
     input_columns,
     stream_features,
 )
-from features.event_parts import KindRuns, Layout, category_enums
+from features.event_parts import KIND, KindRuns, Layout, category_enums
 from features.events import LAKE_SCHEMA
 from features.feature_stream import FeatureStream
 from features.lake_clusters import Run, kind_runs
@@ -317,6 +317,8 @@ class _LakeReading:
         tells them: the touched rows then carry them, as ``RANK``."""
         runs = self.runs.get(path)
         claimed = {name for names in self.own.values() for name in names} if runs else set()
+        if runs:
+            claimed.add(KIND)  # told by the runs: not read, nor cast from strings
         scan = pl.scan_parquet(path)
         frame = scan.slice(offset, rows).select(
             *(_read_as(name) for name in self.columns if name not in claimed), *self.keys,
@@ -343,12 +345,15 @@ class _LakeReading:
 
     def _kind_runs(self, scan: pl.LazyFrame, base: pl.DataFrame, runs: list[Run],
                    offset: int) -> KindRuns:
-        """Each kind's range within the piece, and its own columns read over that range."""
+        """Each kind's range within the piece, its own columns read over that range, and
+        the kind of every row (from the ranges)."""
         ranges = {}
         for run in runs:
             start, stop = max(run.start, offset), min(run.stop, offset + base.height)
             if start < stop:
                 ranges[run.kind] = (start - offset, stop - offset)
+        if KIND in self.columns:
+            base = base.with_columns(_kind_column(ranges, base.height))
         own = {}
         for kind, names in self.own.items():
             start, stop = ranges.get(kind, (0, 0))
@@ -373,6 +378,15 @@ class _LakeReading:
         resolved = lake.resolve(rows, as_known_at=as_known_at, watermark=watermark,
                                 carry=carried)
         return resolved.select(*self.columns, *carried).collect()
+
+
+def _kind_column(ranges: dict[str, tuple[int, int]], height: int) -> pl.Series:
+    """The kind of each row of a piece stored kind by kind, from its kinds' ranges."""
+    enum = category_enums()[KIND]
+    parts = [pl.select(pl.repeat(pl.lit(kind, enum), stop - start)).to_series()
+             for kind, (start, stop) in sorted(ranges.items(), key=lambda item: item[1])]
+    assert sum(len(part) for part in parts) == height, "a clustered piece's runs miss rows"
+    return pl.concat(parts).alias(KIND) if parts else pl.Series(KIND, [], enum)
 
 
 def _read_as(name: str) -> pl.Expr:
