@@ -204,9 +204,7 @@ class ExtremeBlock(Block):
                                    self.low, self.high, self.largest, self.slots, self.seen)
 
     def column(self, at: int, users: int) -> np.ndarray:
-        values = super().column(at, users)
-        values[~self.seen[at, :users]] = np.nan
-        return values
+        return reduce.unseen_to_nan(super().column(at, users), self.seen[at, :users])
 
 
 Result = Callable[[int], np.ndarray]
@@ -292,23 +290,25 @@ class _BlockPlan:
         return [group for group in groups if group[1]]
 
     def results(self, placed: dict[str, tuple[Block, int]]) -> dict[str, Result]:
-        def read(key: str) -> Result:
+        """How each aggregate is read back: once, since scaled sums and means are written
+        as floats over their slots (fresh memory for them costs more than the division)."""
+        def raw(key: str) -> Result:
             block, at = placed[key]
-            scale = self.scales.get(key, 0)
-            if scale:
-                return lambda users: block.column(at, users) / 10.0 ** scale
             return lambda users: block.column(at, users)
 
-        def mean(total: Result, count: Result) -> Result:
-            def result(users: int) -> np.ndarray:
-                n = count(users)
-                with np.errstate(invalid="ignore", divide="ignore"):
-                    return np.where(n > 0, total(users) / n, np.nan)
-            return result
+        def read(key: str) -> Result:
+            scale, column = self.scales.get(key, 0), raw(key)
+            if scale:
+                return lambda users: reduce.scaled_over(column(users), 10.0 ** scale)
+            return column
+
+        def mean(total: str, count: str) -> Result:
+            divisor, sums, counts = 10.0 ** self.scales.get(total, 0), raw(total), raw(count)
+            return lambda users: reduce.mean_over(sums(users), counts(users), divisor)
 
         inside = {column for pair in self.means.values() for column in pair}
         found = {key: read(key) for key in placed if key not in inside}
-        found |= {key: mean(read(total), read(count)) for key, (total, count) in self.means.items()}
+        found |= {key: mean(total, count) for key, (total, count) in self.means.items()}
         return found
 
 

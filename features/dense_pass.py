@@ -59,6 +59,7 @@ class PassReducer:
         self.before = before
         self._blocks: FamilyBlocks | None = None
         self._alone: list[_Read] = []
+        self._spent = False
 
     def add(self, rows: PassRows, users: int, pool: ThreadPoolExecutor) -> list[Future[None]]:
         """Start reducing a piece's rows into the slots of ``users`` users (more than
@@ -83,8 +84,11 @@ class PassReducer:
         return started
 
     def results(self, users: int) -> dict[str, np.ndarray]:
-        """Every aggregate of the pass, as an array with one value per user."""
+        """Every aggregate of the pass, as an array with one value per user (over the
+        slots themselves, so read once: the reducer is spent)."""
         assert self._blocks is not None, "no piece was added"
+        assert not self._spent, "a pass's results are read once"
+        self._spent = True
         found = {key: result(users) for key, result in self._blocks.results.items()}
         return found | {read.aggregate.key: read.slots.result(users) for read in self._alone}
 

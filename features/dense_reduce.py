@@ -191,6 +191,35 @@ def block_extremes_into(idx: Index, ages: Floats, masks: npt.NDArray[np.uint8],
 
 
 @njit(cache=True, nogil=True)
+def scaled_over(values: Ints, divisor: float) -> Floats:
+    """``values / divisor`` written over ``values`` (a sum's slots, read back once), as
+    floats: a million users' result needs no fresh memory (faulting in fresh pages costs
+    more than the division)."""
+    out = values.view(np.float64)
+    for user in range(len(values)):
+        out[user] = values[user] / divisor
+    return out
+
+
+@njit(cache=True, nogil=True)
+def mean_over(total: Ints | Floats, n: npt.NDArray[np.int32], divisor: float) -> Floats:
+    """``total / divisor / n`` (NaN where ``n`` is 0) written over ``total``, as floats."""
+    out = total.view(np.float64)
+    for user in range(len(total)):
+        out[user] = total[user] / divisor / n[user] if n[user] > 0 else np.nan
+    return out
+
+
+@njit(cache=True, nogil=True)
+def unseen_to_nan(values: Floats, seen: Mask) -> Floats:
+    """``values``, NaN where nothing was ``seen`` (written over them)."""
+    for user in range(len(values)):
+        if not seen[user]:
+            values[user] = np.nan
+    return values
+
+
+@njit(cache=True, nogil=True)
 def std_of(n: Ints, squares: Floats) -> Floats:
     """Sample standard deviation (n - 1) from the moments; NaN below 2 values."""
     out = np.full(len(n), np.nan)
@@ -287,6 +316,10 @@ def warm_up() -> None:
                         np.zeros((1, 1)), np.zeros((1, 1), np.bool_))
     moments_into(idx, mask, floats, ints.copy(), floats.copy(), floats.copy())
     std_of(ints, floats)
+    scaled_over(ints.copy(), 10.0)
+    mean_over(ints.copy(), idx, 1.0)
+    mean_over(floats.copy(), idx, 1.0)
+    unseen_to_nan(floats.copy(), mask)
     code_range(mask, ints)
     bits = np.zeros(2, np.uint64)
     codes_into(idx, mask, ints, 0, 1, bits)

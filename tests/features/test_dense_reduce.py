@@ -133,3 +133,29 @@ def test_masks_are_read_as_their_arrow_bits_wherever_they_start(start: int,
         unpacked = np.unpackbits(bits, bitorder="little")
         assert unpacked[:length].tolist() == series.fill_null(False).to_list()
         assert not unpacked[length:].any()  # past the last row: clear
+
+
+def test_sums_and_means_read_back_over_their_slots_give_numpy_s_bits() -> None:
+    rng = np.random.default_rng(11)
+    cents = rng.integers(-10**12, 10**12, 5_000)
+    floats = rng.normal(0, 1e6, 5_000)
+    n = rng.integers(0, 4, 5_000).astype(np.int32)
+    slots = np.stack([cents, cents])  # read back from a row of a block's slots
+    scaled = reduce.scaled_over(slots[0], 100.0)
+    assert np.shares_memory(scaled, slots)
+    assert np.array_equal(scaled, cents / 100.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        means = np.where(n > 0, cents / 100.0 / n, np.nan)
+        plain = np.where(n > 0, cents / n, np.nan)
+        float_means = np.where(n > 0, floats / n, np.nan)
+    assert np.array_equal(reduce.mean_over(slots[1], n, 100.0), means, equal_nan=True)
+    assert np.array_equal(reduce.mean_over(cents.copy(), n, 1.0), plain, equal_nan=True)
+    assert np.array_equal(reduce.mean_over(floats.copy(), n, 1.0), float_means,
+                          equal_nan=True)
+
+
+def test_extremes_never_seen_read_back_as_nan() -> None:
+    values = np.array([3.0, 0.0, -1.0, 0.0])
+    seen = np.array([True, False, True, False])
+    assert np.array_equal(reduce.unseen_to_nan(values, seen), [3.0, np.nan, -1.0, np.nan],
+                          equal_nan=True)
