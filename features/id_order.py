@@ -27,9 +27,7 @@ def id_order(ids: pl.Series) -> Order:
     """The indices that sort ``ids`` (strings, no nulls) by their UTF-8 bytes."""
     if len(ids) < 2:
         return np.arange(len(ids), dtype=np.int64)
-    offsets, data = _buffers(ids)
-    shared = _shared_prefix(ids)
-    keys = _prefix_keys(offsets, data, shared)
+    keys = leading_keys(ids)
     order = pl.Series(keys).arg_sort().to_numpy().astype(np.int64)
     ranked = keys[order]
     tied = np.zeros(len(order), np.bool_)
@@ -39,6 +37,16 @@ def id_order(ids: pl.Series) -> Order:
     if tied.any():
         order[tied] = _by_bytes(ids, ranked, order[tied], tied)
     return order
+
+
+def leading_keys(ids: pl.Series) -> npt.NDArray[np.uint64]:
+    """Each id's KEY_BYTES bytes after the prefix every id shares, as an integer: ids in
+    the order of their keys are in id order, but for ids whose keys are equal (strings,
+    no nulls)."""
+    if len(ids) == 0:
+        return np.zeros(0, np.uint64)
+    offsets, data = _buffers(ids)
+    return _prefix_keys(offsets, data, _shared_prefix(ids))
 
 
 def _buffers(ids: pl.Series) -> tuple[npt.NDArray[np.int64], npt.NDArray[np.uint8]]:

@@ -5,9 +5,17 @@ balance, a balance no due date), and a feature pass reads the rows of one or two
 kinds and a handful of their columns. When a file's rows come kind by kind, in
 row groups that each hold one kind, a reader takes each kind's columns from that
 kind's row groups only, instead of decoding every column any kind needs for
-every row. Rows are ordered by kind with a stable sort, so within a kind they
-keep the order they arrived in; the engines concatenate a pass's rows kind by
-kind anyway, so what they compute does not depend on the layout.
+every row.
+
+Within a kind, rows are ordered by user (the leading bytes of the user id:
+:func:`features.id_order.leading_keys`, id order but for ids alike in those
+bytes), and each user's rows keep the order they arrived in (the sort is
+stable). Why: a feature build numbers users in id order and adds each row into
+its user's slots; rows in user order touch those slots one after another instead
+of all over a few hundred megabytes (measured: the reduction loops took half the
+time, a feature build a sixth less). A user's rows of a kind come in the same
+order whatever the layout, and the engines take a pass's rows kind by kind, so
+what they compute does not depend on it.
 
 Files of fewer than ``MIN_ROWS`` rows (an API batch) are written as they came:
 split by kind, their row groups would be too small to pay for their overhead, and
@@ -27,13 +35,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from features.events import LAKE_SCHEMA
+from features.id_order import leading_keys
 
 KIND = "kind"
+USER = "user_id"
 MIN_ROWS = 10_000
 """Files with fewer rows are not split by kind (see above)."""
 TAKE_THREADS = 2
@@ -49,7 +60,8 @@ class Run:
 
 
 def by_kind(table: pa.Table) -> list[pa.Table]:
-    """The table's rows kind by kind (kinds in name order; within a kind, in table order)."""
+    """The table's rows kind by kind (kinds in name order; within a kind, by user, each
+    user's rows in table order)."""
     return _by_kind(table)[0]
 
 
@@ -57,16 +69,31 @@ def _by_kind(table: pa.Table) -> tuple[list[pa.Table], list[np.ndarray]]:
     """:func:`by_kind`, and the table's rows each run holds."""
     if table.num_rows == 0:
         return [], []
-    order = pc.sort_indices(table.column(KIND))  # Arrow's sort is stable
-    ordered = _take(table, order)
+    rows = stored_order(table)
+    ordered = _take(table, pa.array(rows))
     counts = pc.value_counts(ordered.column(KIND))  # in order of appearance: sorted
-    rows = order.to_numpy()
     runs, positions, start = [], [], 0
     for length in counts.field("counts").to_pylist():
         runs.append(ordered.slice(start, length))
         positions.append(rows[start:start + length])
         start += length
     return runs, positions
+
+
+def stored_order(table: pa.Table) -> np.ndarray:
+    """The order a file stores the table's rows in: by kind (name order), then by the
+    leading bytes of the user id, then as they came.
+
+    Integers sorted by Polars: a stable sort of the kinds and ids themselves, by
+    Arrow, takes twice the time, on one core."""
+    kinds = pc.dictionary_encode(table.column(KIND).combine_chunks())
+    names = kinds.dictionary.to_pylist()
+    places = np.argsort(np.argsort(names))  # each code's place among the names, sorted
+    users = pl.from_arrow(table.column(USER))
+    assert isinstance(users, pl.Series)
+    keys = pl.DataFrame({KIND: places[kinds.indices.to_numpy()], USER: leading_keys(users)})
+    order = keys.select(pl.arg_sort_by(KIND, USER, maintain_order=True)).to_series()
+    return order.to_numpy().astype(np.int64, copy=False)
 
 
 def _take(table: pa.Table, rows: pa.Array) -> pa.Table:
@@ -82,26 +109,26 @@ def write_clustered(tables: Iterable[pa.Table], path: Path, *,
     """Write the rows of ``tables`` to one Parquet file, kind by kind; returns, for each
     row of the file, its position in the tables one after the other.
 
-    Every kind's rows, from all tables in their order, go into row groups of their
-    own; the tables are held in memory together (a lake file is bounded in rows).
-    Fewer than ``MIN_ROWS`` rows are written in the tables' order.
+    The rows of all tables are ordered together (:func:`stored_order`: a user's rows
+    of a kind lie together, in the tables' order) and each kind's go into row groups
+    of their own; the tables are held in memory together (a lake file is bounded in
+    rows). Fewer than ``MIN_ROWS`` rows are written in the tables' order.
     """
     tables = list(tables)
-    total = sum(table.num_rows for table in tables)
-    if total < MIN_ROWS:
+    rows = pa.concat_tables(tables) if tables else _empty()
+    if rows.num_rows < MIN_ROWS:
         with pq.ParquetWriter(path, LAKE_SCHEMA, compression=compression) as out:
-            out.write_table(pa.concat_tables(tables) if tables else LAKE_SCHEMA.empty_table())
-        return np.arange(total)
-    runs: dict[str, list[tuple[pa.Table, np.ndarray]]] = {}
-    offset = 0
-    for table in tables:
-        for run, rows in zip(*_by_kind(table), strict=True):
-            runs.setdefault(run.column(KIND)[0].as_py(), []).append((run, offset + rows))
-        offset += table.num_rows
+            out.write_table(rows)
+        return np.arange(rows.num_rows)
+    runs, positions = _by_kind(rows)
     with pq.ParquetWriter(path, LAKE_SCHEMA, compression=compression) as out:
-        for kind in sorted(runs):
-            out.write_table(pa.concat_tables([run for run, _ in runs[kind]]))
-    return np.concatenate([rows for kind in sorted(runs) for _, rows in runs[kind]])
+        for run in runs:
+            out.write_table(run)
+    return np.concatenate(positions)
+
+
+def _empty() -> pa.Table:
+    return pa.Table.from_batches([], schema=LAKE_SCHEMA)  # Schema.empty_table imports pandas
 
 
 def kind_runs(path: Path | str) -> list[Run] | None:

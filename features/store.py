@@ -53,7 +53,6 @@ from features.engine_polars import (
     stream_features,
 )
 from features.event_parts import KIND, KindRuns, Layout, category_enums
-from features.events import LAKE_SCHEMA
 from features.feature_stream import FeatureStream
 from features.lake_clusters import Run, kind_runs
 from features.lake_users import LakeUsers
@@ -418,9 +417,7 @@ def _slices(files: Sequence[str], rows: int) -> Iterator[tuple[str, int]]:
 
 @cache
 def _lake_schema() -> pl.Schema:
-    frame = pl.from_arrow(LAKE_SCHEMA.empty_table())
-    assert isinstance(frame, pl.DataFrame)
-    return frame.schema
+    return lake.empty_events().collect_schema()
 
 
 def load_snapshot(settings: Settings, as_of: date,

@@ -8,16 +8,21 @@ from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from config.settings import Settings, load_settings
 from features import lake
 from features.engine_polars import as_of_instant
+from features.id_order import leading_keys
 from features.ingest import ingest_files, ingest_records
-from features.lake_clusters import Run, by_kind, kind_runs
+from features.lake_clusters import Run, by_kind, kind_runs, stored_order
 from features.lake_writer import compact
 from features.simulate import simulate
 from features.store import build_snapshot, compute_features, load_snapshot
@@ -56,13 +61,42 @@ def expected_features(settings: Settings) -> object:
     return compute_features(events, as_of=AS_OF)
 
 
-def test_rows_are_ordered_by_kind_and_keep_their_order_within_a_kind() -> None:
-    table = pa.table({"kind": ["b", "a", "b", "c", "a"], "n": [1, 2, 3, 4, 5]})
+def test_rows_are_ordered_by_kind_then_user_and_a_users_rows_keep_their_order() -> None:
+    table = pa.table({"kind": ["b", "a", "b", "c", "a", "b"],
+                      "user_id": ["u2", "u9", "u1", "u5", "u3", "u2"], "n": [1, 2, 3, 4, 5, 6]})
     runs = by_kind(table)
     assert [run.to_pydict() for run in runs] == [
-        {"kind": ["a", "a"], "n": [2, 5]}, {"kind": ["b", "b"], "n": [1, 3]},
-        {"kind": ["c"], "n": [4]}]
+        {"kind": ["a", "a"], "user_id": ["u3", "u9"], "n": [5, 2]},
+        {"kind": ["b", "b", "b"], "user_id": ["u1", "u2", "u2"], "n": [3, 1, 6]},
+        {"kind": ["c"], "user_id": ["u5"], "n": [4]}]
     assert by_kind(table.slice(0, 0)) == []
+
+
+@hsettings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["bill", "payment", "repayment"]),
+                          st.text(st.characters(min_codepoint=1, exclude_categories=("Cs",)),
+                                  min_size=1, max_size=12)),
+                min_size=1, max_size=60))
+def test_the_stored_order_is_a_stable_sort_by_kind_then_leading_id_bytes(
+        rows: list[tuple[str, str]]) -> None:
+    """The eight id bytes past the prefix every id shares order the users (ids alike in
+    them stay in the order they came); one user's rows keep their order."""
+    table = pa.table({"kind": [kind for kind, _ in rows], "user_id": [user for _, user in rows]})
+    ids = [user.encode() for _, user in rows]
+    low, high = min(ids), max(ids)
+    shared = next((at for at, (a, b) in enumerate(zip(low, high, strict=False)) if a != b),
+                  len(low))
+
+    def key(at: int) -> tuple[str, bytes]:
+        return rows[at][0], ids[at][shared:shared + 8].ljust(8, b"\0")
+
+    order = stored_order(table).tolist()
+    assert order == sorted(range(len(rows)), key=key)  # Python's sort is stable
+    for a, b in pairwise(order):
+        if key(a) < key(b) and rows[a][0] == rows[b][0]:
+            assert ids[a] < ids[b]
+    assert leading_keys(pl.Series([user for _, user in rows])).tolist() == [
+        int.from_bytes(key(at)[1], "big") for at in range(len(rows))]
 
 
 def test_every_ingested_file_holds_one_kind_per_row_group(simulated: Settings) -> None:
