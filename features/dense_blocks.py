@@ -191,20 +191,25 @@ class ExtremeBlock(Block):
     def __init__(self, columns: Sequence[Column]) -> None:
         super().__init__(columns, np.float64)
         self.largest = np.array([column.largest for column in columns], np.bool_)
-        self.seen = np.zeros((len(columns), 0), np.bool_)
+        self.filled = 0
 
     def grow(self, users: int) -> None:
+        """Room for ``users`` users, the slots of those not seen before set to NaN (only
+        theirs: the room to spare stays untouched memory)."""
         super().grow(users)
-        self.seen = reduce.grown(self.seen, users)
+        if users > self.filled:
+            self.slots[:, self.filled:users] = np.nan
+            self.filled = users
 
     def add(self, idx: reduce.Index, ages: reduce.Floats, masks: np.ndarray, ints: np.ndarray,
             floats: np.ndarray, users: int) -> None:
         self.grow(users)
         reduce.block_extremes_into(idx, ages, masks, floats, self.of_mask, self.of_value,
-                                   self.low, self.high, self.largest, self.slots, self.seen)
+                                   self.low, self.high, self.largest, self.slots)
 
     def column(self, at: int, users: int) -> np.ndarray:
-        return reduce.unseen_to_nan(super().column(at, users), self.seen[at, :users])
+        self.grow(users)
+        return super().column(at, users)
 
 
 Result = Callable[[int], np.ndarray]

@@ -170,10 +170,11 @@ def block_sums_into(idx: Index, ages: Floats, masks: npt.NDArray[np.uint8],
 def block_extremes_into(idx: Index, ages: Floats, masks: npt.NDArray[np.uint8],
                         values: npt.NDArray[np.float64], of_mask: Ints, of_value: Ints,
                         low: Floats, high: Floats, largest: Mask,
-                        out: npt.NDArray[np.float64], seen: npt.NDArray[np.bool_]) -> None:
-    """Extremes of a block: each user's smallest value so far, or largest where
-    ``largest`` (``seen``: whether the user has one yet). A NaN value is kept only as a
-    user's first."""
+                        out: npt.NDArray[np.float64]) -> None:
+    """Extremes of a block: each user's largest value so far where ``largest``, else the
+    smallest, in slots that start as NaN (no value yet: no array of which users have one
+    to look up beside them). NaN values are passed over, as Polars' min and max do; ties
+    keep the first."""
     for row in range(len(idx)):
         age = ages[row]
         byte, bit = row >> 3, row & 7
@@ -181,12 +182,8 @@ def block_extremes_into(idx: Index, ages: Floats, masks: npt.NDArray[np.uint8],
             if masks[of_mask[column], byte] >> bit & 1 and low[column] < age and age <= high[column]:
                 user = idx[row]
                 value = values[of_value[column], row]
-                if not seen[column, user]:
-                    out[column, user] = value
-                    seen[column, user] = True
-                    continue
-                kept = out[column, user]  # NaN (a first value that was NaN) compares false
-                if not (value <= kept if largest[column] else value >= kept):
+                kept = out[column, user]
+                if kept != kept or (value > kept if largest[column] else value < kept):
                     out[column, user] = value
 
 
@@ -208,15 +205,6 @@ def mean_over(total: Ints | Floats, n: npt.NDArray[np.int32], divisor: float) ->
     for user in range(len(total)):
         out[user] = total[user] / divisor / n[user] if n[user] > 0 else np.nan
     return out
-
-
-@njit(cache=True, nogil=True)
-def unseen_to_nan(values: Floats, seen: Mask) -> Floats:
-    """``values``, NaN where nothing was ``seen`` (written over them)."""
-    for user in range(len(values)):
-        if not seen[user]:
-            values[user] = np.nan
-    return values
 
 
 @njit(cache=True, nogil=True)
@@ -313,13 +301,12 @@ def warm_up() -> None:
     block_sums_into(idx, floats, masks, ints[None], of, of, low, high, np.zeros((1, 1), np.int64))
     block_sums_into(idx, floats, masks, floats[None], of, of, low, high, np.zeros((1, 1)))
     block_extremes_into(idx, floats, masks, floats[None], of, of, low, high, mask[:1],
-                        np.zeros((1, 1)), np.zeros((1, 1), np.bool_))
+                        np.zeros((1, 1)))
     moments_into(idx, mask, floats, ints.copy(), floats.copy(), floats.copy())
     std_of(ints, floats)
     scaled_over(ints.copy(), 10.0)
     mean_over(ints.copy(), idx, 1.0)
     mean_over(floats.copy(), idx, 1.0)
-    unseen_to_nan(floats.copy(), mask)
     code_range(mask, ints)
     bits = np.zeros(2, np.uint64)
     codes_into(idx, mask, ints, 0, 1, bits)

@@ -77,8 +77,8 @@ def test_each_loop_is_its_plain_python_reduction(
     of_mask, of_value = np.array([0, 1, 0]), np.zeros(3, np.int64)
     low, high = (np.array([window[side] for window in WINDOWS]) for side in (0, 1))
     counts, sums = np.zeros((3, users), np.int32), np.zeros((3, users), np.int64)
-    fsums, best = np.zeros((3, users)), np.zeros((3, users))
-    seen, largest = np.zeros((3, users), np.bool_), np.array([True, False, True])
+    fsums, best = np.zeros((3, users)), np.full((3, users), np.nan)
+    largest = np.array([True, False, True])
     for half in (slice(0, len(rows) // 2), slice(len(rows) // 2, None)):  # two pieces
         i, m, v, f, a = idx[half], mask[half], values[half], floats[half], ages[half]
         masks = np.packbits(np.stack([m, ~m]), axis=1, bitorder="little")  # Arrow's bits
@@ -86,12 +86,11 @@ def test_each_loop_is_its_plain_python_reduction(
         reduce.block_sums_into(i, a, masks, v[None], of_mask, of_value, low, high, sums)
         reduce.block_sums_into(i, a, masks, f[None], of_mask, of_value, low, high, fsums)
         reduce.block_extremes_into(i, a, masks, f[None], of_mask, of_value, low, high, largest,
-                                   best, seen)
+                                   best)
         reduce.moments_into(i, m, f, got["n"], got["mean"], got["squares"])
         reduce.codes_into(i, m, v, -64, 2, bits)
     got["std"] = reduce.std_of(got["n"], got["squares"])
     got["distinct"] = reduce.popcounts(bits, 2, users)
-    best[~seen] = np.nan
     everyone = np.bincount(idx, minlength=users)
     assert np.array_equal(counts[1], everyone - counts[0])
     for user, found in kept.items():
@@ -154,8 +153,28 @@ def test_sums_and_means_read_back_over_their_slots_give_numpy_s_bits() -> None:
                           equal_nan=True)
 
 
-def test_extremes_never_seen_read_back_as_nan() -> None:
-    values = np.array([3.0, 0.0, -1.0, 0.0])
-    seen = np.array([True, False, True, False])
-    assert np.array_equal(reduce.unseen_to_nan(values, seen), [3.0, np.nan, -1.0, np.nan],
-                          equal_nan=True)
+@settings(max_examples=80, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 3), st.sampled_from([np.nan, -1.0, -0.0, 0.0, 2.5, 7.0]),
+                          st.sampled_from([0.5, 20.0, 40.0])), max_size=40))
+def test_extremes_pass_over_nan_values_as_polars_min_and_max_do(
+        rows: list[tuple[int, float, float]]) -> None:
+    """Slots start as NaN (no value yet); a NaN value never displaces a number, and a user
+    whose values are all NaN ends with NaN, which is what Polars' group-by gives."""
+    users = 4
+    idx = np.array([row[0] for row in rows], dtype=np.int32)
+    values = np.array([row[1] for row in rows], dtype=np.float64)
+    ages = np.array([row[2] for row in rows], dtype=np.float64)
+    out = np.full((2, users), np.nan)
+    low, high = np.zeros(2), np.array([30.0, 30.0])
+    for half in (slice(0, len(rows) // 3), slice(len(rows) // 3, None)):
+        masks = np.packbits(np.ones((1, len(idx[half])), np.bool_), axis=1, bitorder="little")
+        reduce.block_extremes_into(idx[half], ages[half], masks, values[half][None],
+                                   np.zeros(2, np.int64), np.zeros(2, np.int64), low, high,
+                                   np.array([True, False]), out)
+    frame = pl.DataFrame({"user": idx, "value": values, "age": ages}, strict=False)
+    found = (frame.filter(pl.col("age") <= 30).group_by("user")
+             .agg(pl.col("value").max().alias("max"), pl.col("value").min().alias("min")))
+    expected = np.full((2, users), np.nan)
+    for user, largest, smallest in found.iter_rows():
+        expected[:, user] = largest, smallest
+    assert np.array_equal(out, expected, equal_nan=True)
