@@ -34,15 +34,19 @@ FIRST_TABLE = 1 << 12
 def grown(array: np.ndarray, users: int) -> np.ndarray:
     """``array`` with room for ``users`` slots (along its last axis), new ones zero.
 
-    Why zeros and room to spare: fresh memory costs most of a reduction (each page is
-    faulted in on first touch, dearly on a virtual machine); zeroed memory not yet
-    touched costs nothing, so the first array holds four times the users of the first
-    piece and rarely has to be copied into a larger one.
+    Why exactly ``users`` at first and double after: fresh memory costs most of a
+    reduction (each page is zeroed on first touch, dearly on a virtual machine), and
+    room to spare in a (columns, users) array puts a gap after every column's slots,
+    so that each column also touches the huge page its gap starts in (measured: 0.5 GB
+    of pages for 0.7 GB of slots). When users are numbered by the lake the first
+    piece brings the final count and the slots are never copied; numbered as they
+    come, they are copied a few times, less as pieces are larger.
     """
     held = array.shape[-1]
     if held >= users:
         return array
-    wider = np.zeros((*array.shape[:-1], max(4 * users, 2 * held)), dtype=array.dtype)
+    wider = np.zeros((*array.shape[:-1], users if held == 0 else max(users, 2 * held)),
+                     dtype=array.dtype)
     wider[..., :held] = array
     return wider
 
