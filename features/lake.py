@@ -221,9 +221,9 @@ def resolve(events: pl.LazyFrame, *, as_known_at: datetime | None = None,
     single = marked.filter(pl.col("__versions") == 1)
     order = [pl.col("known_at"), pl.col("ingested_at"), pl.col("corrects").is_not_null(),
              pl.col("event_id")]
-    latest = (marked.filter(pl.col("__versions") > 1)
-              .group_by("source", "__target")
-              .agg(pl.all().sort_by(order).last()))
+    latest = (marked.filter(pl.col("__versions") > 1)  # one sort, not one per column and event
+              .sort("source", "__target", *order)
+              .unique(["source", "__target"], keep="last", maintain_order=True))
     columns = [*LAKE_SCHEMA.names, *carry, "__target", "__versions"]
     both = pl.concat([single.select(columns), latest.select(columns)])
     return both.filter(~pl.col("voided").fill_null(False)).select(*LAKE_SCHEMA.names, *carry)

@@ -320,3 +320,41 @@ def _prints(keys: list[tuple[int, int]], contents: list[int]) -> Fingerprints:
 
     return Fingerprints(column([k[0] for k in keys]), column([k[1] for k in keys]),
                         column(contents))
+
+
+
+originals = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), min_size=3, max_size=3)
+corrections = st.lists(st.tuples(st.sampled_from(["e0", "e1", "e2"]), st.integers(0, 3),
+                                 st.integers(0, 3), st.booleans()), max_size=20)
+
+
+@hsettings(max_examples=100, deadline=None)
+@given(originals, corrections)
+def test_the_rule_keeps_each_events_latest_version_unless_it_is_a_void(
+        first: list[tuple[int, int]], later: list[tuple[str, int, int, bool]]) -> None:
+    """Latest known_at, then ingested_at, then a correction over the original, then the
+    larger event_id; dropped if the version kept is a void. Against plain Python."""
+    from features.lake import empty_events, resolve
+
+    rows = [(f"e{at}", None, known, ingested, False) for at, (known, ingested) in enumerate(first)]
+    rows += [(f"{target}-fix{at:02d}", target, known, ingested, voided)
+             for at, (target, known, ingested, voided) in enumerate(later)]
+    given_rows = pl.DataFrame({
+        "source": ["bank"] * len(rows), "event_id": [row[0] for row in rows],
+        "corrects": [row[1] for row in rows],
+        "known_at": [T0 + timedelta(days=row[2]) for row in rows],
+        "ingested_at": [T0 + timedelta(days=row[3]) for row in rows],
+        "voided": [row[4] for row in rows]})
+    schema = empty_events().collect_schema()
+    events = given_rows.with_columns(
+        [pl.lit(None, dtype).alias(name) for name, dtype in schema.items()
+         if name not in given_rows.columns]).select(
+        pl.col(name).cast(dtype) for name, dtype in schema.items())
+    kept = resolve(events.lazy()).collect().get_column("event_id").sort().to_list()
+    expected = []
+    for target in ("e0", "e1", "e2"):
+        members = [row for row in rows if (row[1] or row[0]) == target]
+        best = max(members, key=lambda row: (row[2], row[3], row[1] is not None, row[0]))
+        if not best[4]:
+            expected.append(best[0])
+    assert kept == sorted(expected)
