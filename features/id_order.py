@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
+from numba import njit
 
 KEY_BYTES = 8
 
@@ -74,16 +75,23 @@ def _shared_prefix(ids: pl.Series) -> int:
     return shared
 
 
+@njit(cache=True, nogil=True)
 def _prefix_keys(offsets: npt.NDArray[np.int64], data: npt.NDArray[np.uint8],
                  shared: int) -> npt.NDArray[np.uint64]:
-    """Each id's KEY_BYTES bytes after the shared prefix, big-endian, zero past its end."""
-    starts, stops = offsets[:-1] + shared, offsets[1:]
-    where = starts[:, None] + np.arange(KEY_BYTES)
-    if len(data) == 0:
-        return np.zeros(len(starts), np.uint64)
-    picked = data[np.minimum(where, len(data) - 1)]
-    picked[where >= stops[:, None]] = 0
-    return picked.view(">u8").ravel().astype(np.uint64)
+    """Each id's KEY_BYTES bytes after the shared prefix, big-endian, zero past its end.
+
+    A loop, where numpy would gather the bytes through (ids, KEY_BYTES) arrays of
+    positions: 200 MB of fresh memory for a million ids, which costs more to fault in
+    than the work."""
+    keys = np.empty(len(offsets) - 1, np.uint64)
+    for row in range(len(keys)):
+        start, stop = offsets[row] + shared, offsets[row + 1]
+        key = np.uint64(0)
+        for at in range(start, start + KEY_BYTES):
+            byte = data[at] if at < stop else 0
+            key = (key << np.uint64(8)) | np.uint64(byte)
+        keys[row] = key
+    return keys
 
 
 def _by_bytes(ids: pl.Series, ranked: npt.NDArray[np.uint64], rows: Order,
