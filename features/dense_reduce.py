@@ -147,8 +147,11 @@ def block_counts_into(idx: Index, ages: Floats, masks: npt.NDArray[np.uint8], of
     """Counts of a block: column ``j`` counts the rows of mask ``of_mask[j]`` whose age lies
     in (``low[j]``, ``high[j]``], in ``out[j, user]``. Masks are bits, eight rows a byte,
     the first row in the lowest bit (Arrow's layout, read without unpacking)."""
+    lowest, highest = low.min(), high.max()  # rows outside every window skip the columns
     for row in range(len(idx)):
         age = ages[row]
+        if not (lowest < age <= highest):
+            continue
         byte, bit = row >> 3, row & 7
         for column in range(len(of_mask)):
             if masks[of_mask[column], byte] >> bit & 1 and low[column] < age and age <= high[column]:
@@ -162,8 +165,11 @@ def block_sums_into(idx: Index, ages: Floats, masks: npt.NDArray[np.uint8],
                     out: npt.NDArray[np.int64] | npt.NDArray[np.float64]) -> None:
     """Sums of a block, in the values' own type: column ``j`` adds value ``of_value[j]``
     of the rows of its mask and window."""
+    lowest, highest = low.min(), high.max()  # rows outside every window skip the columns
     for row in range(len(idx)):
         age = ages[row]
+        if not (lowest < age <= highest):
+            continue
         byte, bit = row >> 3, row & 7
         for column in range(len(of_mask)):
             if masks[of_mask[column], byte] >> bit & 1 and low[column] < age and age <= high[column]:
@@ -179,8 +185,11 @@ def block_extremes_into(idx: Index, ages: Floats, masks: npt.NDArray[np.uint8],
     smallest, in slots that start as NaN (no value yet: no array of which users have one
     to look up beside them). NaN values are passed over, as Polars' min and max do; ties
     keep the first."""
+    lowest, highest = low.min(), high.max()  # rows outside every window skip the columns
     for row in range(len(idx)):
         age = ages[row]
+        if not (lowest < age <= highest):
+            continue
         byte, bit = row >> 3, row & 7
         for column in range(len(of_mask)):
             if masks[of_mask[column], byte] >> bit & 1 and low[column] < age and age <= high[column]:
