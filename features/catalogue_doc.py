@@ -55,7 +55,8 @@ Using the store
 - Engines: Polars is the embedded default (setting `features_default_engine`). It streams
   the lake: file by file, at most `features_chunk_rows` rows at a time, two pieces read at
   once on threads (each kind's own columns taken from that kind's row groups: the lake
-  stores each file kind by kind; categories cast to Enums as they are read). Users are
+  stores each file kind by kind, a kind's rows user by user; categories cast to Enums as
+  they are read). Users are
   numbered by the lake itself (`docs/events.md`: every user gets a number the first time
   an event of theirs is stored, and each file keeps its rows' numbers), so a build maps
   each row to its user's rank in user-id order with one array lookup and reduces straight
@@ -66,12 +67,15 @@ Using the store
   family's condition (an aggregate over all its windows) and value over that kind's rows
   of the piece (slices, never copies), and compiled loops (numba) add them into one slot
   per user and window, a block of aggregates per loop, on two threads while the next
-  kind is evaluated. Nothing of a piece is kept once it is reduced except its contact
-  rows (the graph pass needs every user's aggregates) and the rows a "latest" aggregate
-  compares, so memory follows the number of users, not the number of events; the
-  features are computed from the slots as they are written (no frame of every feature
-  held). Spark reads the lake's Parquet files itself (settings `features_spark_master`,
-  `features_spark_shuffle_partitions`; `pip install 'altcredit[spark]'`). Both render
+  kind is evaluated; the rows come user after user, so the loops walk the slots in
+  order. Slots are allocated once for every user the lake numbers; a minimum or maximum
+  starts as NaN and NaN values are passed over (as Polars' min and max do). Nothing of a
+  piece is kept once it is reduced except its contact rows (the graph pass needs every
+  user's aggregates) and the rows a "latest" aggregate compares, so memory follows the
+  number of users, not the number of events; the features are computed from the slots
+  as they are written (no frame of every feature held). Spark reads the lake's Parquet
+  files itself (settings `features_spark_master`, `features_spark_shuffle_partitions`;
+  `pip install 'altcredit[spark]'`). Both render
   the same plan (`features/plan.py`) and agree to 1e-9.
 - Reproducible to the bit: money is summed as exact integer cents and integers as
   integers, floating-point values in the lake's row order (standard deviations by
@@ -80,35 +84,37 @@ Using the store
   lake-numbered build gives exactly the snapshot of the build before it (compared on
   the benchmark's 20 million events).
 - Memory allocator: Polars' jemalloc gives freed pages back to the kernel after half a
-  second; every altcredit process sets `_RJEM_MALLOC_CONF` to keep them 30 s
-  (`config/allocator.py`; an operator's own value wins), which halves a build's page
-  faults.
-- Speed (`benchmarks/features.py --rounds 3`: 1,000,000 users, 20,000,000 events, the
-  whole catalogue, snapshot written, engine polars, against one grouped Polars pass over the
-  same files computing count, sum and max per user; the median of three turns each). On
-  this 2-core machine (2026-12-04), runs as the machine's load swung: at the end (user
-  ids read only with contacts) 8.33 s against 2.35 s (3.5x the pass's wall time; CPU
-  15.5 s against 4.4 s, 3.6x); after masks read as bits and 32-bit counts 10.71 s
-  against 3.42 s (3.1x; CPU 19.3 s against 6.3 s, 3.1x) and 10.84 s against 3.22 s
-  (3.4x; CPU 3.3x); before it 7.06 s against 1.78 s (4.0x; CPU 3.9x), 8.27 s against 2.32 s (3.6x),
-  10.66 s against 3.08 s (3.5x) and 11.20 s against 3.21 s (3.5x). The ratio is lower
-  when the machine is loaded (the pass suffers more than the build). Peak memory
-  2.9-3.5 GiB; stages: read and reduce 5.5-8.6 s, the graph pass and results 0.6-0.8 s,
-  computing and writing the features 0.9-1.4 s. At the start of the day the same
-  benchmark gave 10.2 s against 2.0 s (5.1x; CPU 4.6x). What the day's changes did,
-  measured in turns or by profile: users numbered by the lake (no numbering, no sort of
-  125 results into user order: 2-3 s less per build); jemalloc keeping freed pages (half
-  the page faults, 1-3 s less CPU); aggregates reduced in blocks by family with the
-  features streamed from the slots into the file (no gigabyte of copies); months by
-  table, categories cast as read, the collector paused (each a few tenths of a second).
-  The target is 3x and is not met. Where the rest goes: reading and decoding the lake's
-  columns (about as much as the whole single pass), the loops (memory-bound: a block of
-  16 aggregates over a million users is 128 MB of slots, touched at random), Polars
-  evaluating conditions and values, the kernel zeroing fresh pages, and writing the
-  snapshot (about a second, after everything else). Tried and measured slower: rows
-  sorted by user within each piece before reducing (the sort cost more than the loops
-  saved); rows visited partition by partition of users; smaller pieces; glibc keeping
-  freed memory (`mallopt`).
+  second and keeps them per arena; every altcredit process sets `_RJEM_MALLOC_CONF` to
+  keep them 30 s in one arena (`config/allocator.py`; an operator's own value wins),
+  which halves a build's page faults. Fresh memory is what a build pays most for on a
+  virtual machine (the kernel zeroes each page on first touch: a fifth to a quarter of
+  the CPU time), so slots are never over-allocated and per-piece temporaries are avoided.
+- Speed (`benchmarks/features.py --lake DIR --rounds 3`: 1,000,000 users, 20,000,000
+  events, the whole catalogue, snapshot written, engine polars, against one grouped
+  Polars pass over the same files computing count, sum and max per user; the median of
+  three turns each, in the same run). On this 2-core machine (2026-12-04), on a fresh
+  lake: 5.35 s against 2.04 s (2.63x the pass's wall time; CPU 9.66 s against 3.72 s, 2.60x); on a
+  kept lake 4.96 s against 1.71 s (2.91x; CPU 8.85 s against 3.21 s, 2.76x), 5.17 s
+  against 1.91 s (2.71x; CPU 2.62x) and, the machine loaded, 6.16 s against 3.13 s
+  (1.97x; CPU 1.84x). Peak memory 2.1-2.3 GiB (target 6 GiB); stages: reading and
+  reducing 3.4-4.2 s, the graph pass and results 0.3-0.4 s, computing and writing the
+  features 1.2-1.5 s. At the start of the day the same benchmark gave 6.10 s against
+  1.71 s (3.56x; CPU 3.38x), peak 2.5 GiB: the target, 3x, is met now.
+  The ratio swings by a tenth from run to run as the machine's load does; the CPU-time
+  ratio is steadier. What the day's changes did (same events, snapshot bit-identical
+  each time): rows stored user by user within a kind (the loops' time halved: 2.5 s of
+  CPU to 1.3 s); minima and maxima without a "seen" array beside them (~10% of a
+  build's CPU); slots allocated for exactly the lake's users (0.27 GB less memory
+  zeroed); corrections resolved by one sort instead of a sort per column and event
+  (0.5 s to 0.04 s, after the last piece, on the critical path); rows outside every
+  window of a block skipped before its columns are looked at (a tenth of the loops); no
+  pandas import in the middle of a build (0.14 s holding the GIL). Where the rest goes:
+  decoding the lake's columns and evaluating conditions and values (Polars), the kernel
+  zeroing fresh pages (the slots alone are 0.7 GB), the loops (1.3-1.6 s of CPU), and
+  computing and writing the snapshot (about a second, after everything else). Tried
+  and measured no better: the features joined to the graph pass eagerly; value
+  matrices kept from piece to piece; pieces of 0.5-1M rows; aligning the chunks of
+  added columns.
 - To add a feature, add a `[[feature]]` table to `config/features.toml` (its header lists every
   field), then regenerate this page.
 
