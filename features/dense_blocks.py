@@ -7,10 +7,13 @@ count of on-time repayments over 90, 180 and 365 days; the sum of payments over
 and, for every column of the block, tests the family's mask and the row's age
 against the column's window (``lag < age <= lag + window``, the very comparison
 :func:`features.polars_exprs.row_condition` makes) and adds the row into the
-user's slots, laid out user by user: one cache miss per row for the whole block
-where a loop per aggregate takes one each, and one evaluated condition per family
-where there was one per window. Each column still takes its rows in their order,
-so float sums and extremes give the bits a loop per aggregate gives.
+user's slot of that column: one pass over the rows for the whole block where a loop
+per aggregate takes one each, and one evaluated condition per family where there was
+one per window. A column's slots are one array over the users (read back as the
+result, no copy); the lake stores a kind's rows user by user
+(:mod:`features.lake_clusters`), so the loops walk those arrays in order. Each column
+still takes its rows in their order, so float sums and extremes give the bits a loop
+per aggregate gives.
 """
 
 from __future__ import annotations
