@@ -35,10 +35,9 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
-import pyarrow as pa
 
 from config.settings import Settings
-from features.events import LAKE_SCHEMA
+from features.events import LAKE_SCHEMA, empty_lake_table
 
 MANIFEST = "manifest.json"
 EVENTS = "events"
@@ -165,11 +164,8 @@ def watermark(settings: Settings) -> datetime | None:
 
 
 def empty_events() -> pl.LazyFrame:
-    """A lazy frame with the lake's columns and no rows.
-
-    Made from no batches rather than ``Schema.empty_table()``, which imports pandas
-    (a seventh of a second, holding the GIL, in the middle of a feature build)."""
-    frame = pl.from_arrow(pa.Table.from_batches([], schema=LAKE_SCHEMA))
+    """A lazy frame with the lake's columns and no rows."""
+    frame = pl.from_arrow(empty_lake_table())
     assert isinstance(frame, pl.DataFrame)
     return frame.lazy()
 

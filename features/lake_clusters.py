@@ -40,7 +40,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from features.events import LAKE_SCHEMA
+from features.events import LAKE_SCHEMA, empty_lake_table
 from features.id_order import leading_keys
 
 KIND = "kind"
@@ -117,7 +117,7 @@ def write_clustered(tables: Iterable[pa.Table], path: Path, *,
     rows). Fewer than ``MIN_ROWS`` rows are written in the tables' order.
     """
     tables = list(tables)
-    rows = pa.concat_tables(tables) if tables else _empty()
+    rows = pa.concat_tables(tables) if tables else empty_lake_table()
     if rows.num_rows < MIN_ROWS:
         with pq.ParquetWriter(path, LAKE_SCHEMA, compression=compression) as out:
             out.write_table(rows)
@@ -127,10 +127,6 @@ def write_clustered(tables: Iterable[pa.Table], path: Path, *,
         for run in runs:
             out.write_table(run)
     return np.concatenate(positions)
-
-
-def _empty() -> pa.Table:
-    return pa.Table.from_batches([], schema=LAKE_SCHEMA)  # Schema.empty_table imports pandas
 
 
 def kind_runs(path: Path | str) -> list[Run] | None:

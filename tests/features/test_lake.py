@@ -22,8 +22,10 @@ from features.lake import (
     KEYS,
     MANIFEST,
     TMP,
+    empty_events,
     lake_dir,
     lake_files,
+    resolve,
     scan_events,
     scan_stored,
     watermark,
@@ -322,7 +324,6 @@ def _prints(keys: list[tuple[int, int]], contents: list[int]) -> Fingerprints:
                         column(contents))
 
 
-
 originals = st.lists(st.tuples(st.integers(0, 3), st.integers(0, 3)), min_size=3, max_size=3)
 corrections = st.lists(st.tuples(st.sampled_from(["e0", "e1", "e2"]), st.integers(0, 3),
                                  st.integers(0, 3), st.booleans()), max_size=20)
@@ -334,8 +335,6 @@ def test_the_rule_keeps_each_events_latest_version_unless_it_is_a_void(
         first: list[tuple[int, int]], later: list[tuple[str, int, int, bool]]) -> None:
     """Latest known_at, then ingested_at, then a correction over the original, then the
     larger event_id; dropped if the version kept is a void. Against plain Python."""
-    from features.lake import empty_events, resolve
-
     rows = [(f"e{at}", None, known, ingested, False) for at, (known, ingested) in enumerate(first)]
     rows += [(f"{target}-fix{at:02d}", target, known, ingested, voided)
              for at, (target, known, ingested, voided) in enumerate(later)]
